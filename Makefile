@@ -18,7 +18,7 @@ endif
 OPT      ?= -O2 -g
 SANITIZE ?=
 CSTD      = -std=c11 -D_GNU_SOURCE
-WARN      = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+WARN      = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
 CPPFLAGS += -Iinclude -Isrc -MMD -MP
 CFLAGS   += $(CSTD) $(OPT) $(WARN) $(SANITIZE) -pthread -fno-strict-aliasing
 LDFLAGS  += $(SANITIZE) -pthread
@@ -56,7 +56,8 @@ ifneq ($(strip $(CUDA_SRC)),)
 HAVE_CUDA := 1
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CPPFLAGS  += -DOB_HAVE_CUDA
-LDLIBS    += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcudart -lcublasLt -lcublas -lstdc++ -ldl -lrt
+# cudart is linked statically so build/1bit runs (CPU only) where no CUDA runtime is installed.
+LDLIBS    += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcudart_static -lstdc++ -ldl -lrt
 endif
 endif
 endif

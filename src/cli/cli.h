@@ -33,3 +33,27 @@ bool ob_cli_int(const char *s, long long lo, long long hi, long long *out);
 bool ob_cli_float(const char *s, double *out);
 
 #endif
+
+/* ---- options shared by every command that loads a model ------------------ */
+typedef struct ob_cli_model_opts {
+    const char *model;      /* -m PATH */
+    const char *synthetic;  /* --synthetic SHAPE instead of -m */
+    const char *backend;    /* --backend cpu|cuda */
+    const char *kernels;    /* --kernels auto|scalar|avx2... (CPU) */
+    const char *head;       /* --head keep|i8 : quantize the lm_head to int8 rows */
+    int threads;            /* --threads N */
+    int ctx;                /* --ctx N (KV positions; 0 = model's) */
+    int kv_f16;             /* --kv f16|f32 */
+    uint64_t seed;          /* --synthetic weights seed */
+} ob_cli_model_opts;
+
+/* The help text for these options. */
+extern const char ob_cli_model_help[];
+/* Tries argv[*i] as a model option: 1 consumed (advancing *i past its value),
+ * 0 not a model option, -1 bad value (message printed). */
+int ob_cli_model_arg(const char *cmd, ob_cli_model_opts *o, int argc, char **argv, int *i);
+struct ob_model;
+struct ob_backend;
+/* Loads the model (or builds the synthetic one) and creates the backend with
+ * n_seq sequence slots. On failure prints the error and returns 1. */
+int ob_cli_open(const char *cmd, const ob_cli_model_opts *o, int n_seq, struct ob_model **m, struct ob_backend **b);

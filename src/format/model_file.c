@@ -118,6 +118,29 @@ int ob_tensor_t2_get(const ob_tensor *t, int64_t row, int64_t col) {
     return ob_t2_get((const uint8_t *)t->data + (size_t)row * rb, col);
 }
 
+ob_status ob_tensor_row_f32(const ob_tensor *t, int64_t row, float *out) {
+    int64_t n = t->ne[0];
+    if (row < 0 || row >= ob_tensor_rows(t)) return ob_fail(OB_ERR_RANGE, "%s: row %lld out of range", t->name, (long long)row);
+    size_t rb = ob_type_row_bytes(t->type, n);
+    const uint8_t *p = (const uint8_t *)t->data + (size_t)row * rb;
+    switch (t->type) {
+    case OB_TYPE_F32: memcpy(out, p, (size_t)n * 4); break;
+    case OB_TYPE_F16: for (int64_t i = 0; i < n; i++) out[i] = ob_f16_to_f32(ob_rd_u16(p + 2 * i)); break;
+    case OB_TYPE_BF16: for (int64_t i = 0; i < n; i++) out[i] = ob_bf16_to_f32(ob_rd_u16(p + 2 * i)); break;
+    case OB_TYPE_I8: for (int64_t i = 0; i < n; i++) out[i] = (float)(int8_t)p[i]; break;
+    case OB_TYPE_Q8_0:
+        for (int64_t b = 0; b < n / OB_Q8_0_BLOCK; b++) {
+            const uint8_t *blk = p + b * 34;
+            float d = ob_f16_to_f32(ob_rd_u16(blk));
+            for (int j = 0; j < OB_Q8_0_BLOCK; j++) out[b * OB_Q8_0_BLOCK + j] = d * (float)(int8_t)blk[2 + j];
+        }
+        break;
+    case OB_TYPE_T2: for (int64_t i = 0; i < n; i++) out[i] = (float)ob_t2_get(p, i); break;
+    default: return ob_fail(OB_ERR_UNSUPPORTED, "%s: cannot read type %s as float", t->name, ob_type_name(t->type));
+    }
+    return OB_OK;
+}
+
 ob_status ob_model_file_open(const char *path, ob_model_file *out) {
     memset(out, 0, sizeof *out);
     ob_status st;

@@ -74,6 +74,11 @@ ob_status ob_h1b_write(const ob_model_file *mf, const char *path);
 ob_status ob_gguf_import(const char *path, ob_model_file *out);
 ob_status ob_hf_import(const char *dir, ob_model_file *out);
 
+/* Dequantizes row `row` of t into out[ne[0]] floats: F32/F16/BF16/Q8_0 give
+ * the values; I8 gives the raw integers and T2 the ternary values t (their
+ * scales live in the companion ".scale" tensor). */
+ob_status ob_tensor_row_f32(const ob_tensor *t, int64_t row, float *out);
+
 /* Reads ids 0..count of a ternary tensor as t in {-1,0,1} (tests, converters). */
 int ob_tensor_t2_get(const ob_tensor *t, int64_t row, int64_t col);
 

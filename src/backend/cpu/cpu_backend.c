@@ -1,0 +1,489 @@
+/* The CPU backend: the reference forward pass of bitnet and llama models.
+ *
+ * It is the specification of the math: float32 everywhere except the exact
+ * integer ternary dot products (BitLinear, DESIGN.md). Kernels come from the
+ * kernel table (kernels.h): "scalar" is the reference twin, "auto" the best
+ * SIMD set, which must give the same integers; the float parts (norms, RoPE,
+ * attention, scales) run this same code either way.
+ *
+ * A batch is processed in chunks of up to MAX_CHUNK tokens; per layer:
+ *   xn = rmsnorm(x) -> quantize once -> q, k, v -> RoPE -> append K/V to each
+ *   token's sequence -> attention over that sequence's positions <= pos ->
+ *   [attn_sub_norm] -> o -> x += ; xn = rmsnorm(x) -> quantize once -> gate, up
+ *   -> act(gate) * up -> [ffn_sub_norm] -> down -> x +=
+ * then the final norm and the lm_head for the tokens that asked for logits.
+ * Work is split across a persistent thread pool by output rows (GEMMs) or by
+ * (token, head) pairs (attention). */
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
+#include "core/threadpool.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CHUNK 256   /* tokens per forward chunk (bounds scratch memory) */
+#define ROW_ALIGN 16    /* rows per work unit: 64 bytes of f32 output */
+
+typedef struct cpu_backend {
+    ob_backend base;
+    const ob_model *m;
+    const ob_cpu_kernels *k;
+    ob_pool *pool;
+    ob_kv_type kv_type;
+    size_t kv_elem;         /* bytes per cached value */
+    int64_t kv_dim;         /* n_head_kv * head_dim */
+    void *kv_k, *kv_v;      /* [n_seq][n_layer][n_ctx][kv_dim] */
+    int *seq_len;           /* cached positions per sequence */
+
+    /* scratch for up to MAX_CHUNK tokens */
+    int64_t wide;           /* max(E, Q, F) */
+    float *x, *xn, *q, *kx, *vx, *att, *gate, *up, *tmp;
+    int8_t *xq;             /* [T][pad(wide)] quantized activations */
+    float *xs;              /* [T] activation scales s */
+    int32_t *xsum, *acc;    /* [T], [T][max(out)] */
+    float *scores;          /* [n_threads][n_ctx] attention scratch */
+    float *rope_cs;         /* [T][rope_dim] cos, sin pairs */
+} cpu_backend;
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+static inline float kv_get(const cpu_backend *b, const void *base, size_t i) {
+    return b->kv_type == OB_KV_F16 ? ob_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static inline void kv_put(const cpu_backend *b, void *base, size_t i, float v) {
+    if (b->kv_type == OB_KV_F16) ((uint16_t *)base)[i] = ob_f32_to_f16(v);
+    else ((float *)base)[i] = v;
+}
+
+static size_t kv_offset(const cpu_backend *b, int seq, int layer, int pos) {
+    const ob_hparams *hp = &b->m->hp;
+    return (((size_t)seq * (size_t)hp->n_layer + (size_t)layer) * (size_t)b->base.n_ctx + (size_t)pos) *
+           (size_t)b->kv_dim;
+}
+
+/* ---- parallel GEMM jobs ----------------------------------------------------- */
+
+typedef struct gemm_job {
+    cpu_backend *b;
+    const ob_linear *lin;
+    int n_tok;
+    const float *in;        /* float input [n_tok][in_stride] (float weights) */
+    size_t in_stride;
+    float *out;             /* [n_tok][out_stride] */
+    size_t out_stride;
+    const float *row_scale; /* I8 head: per-row scales */
+} gemm_job;
+
+static void gemm_task(void *arg, int ith, int nth) {
+    gemm_job *j = arg;
+    cpu_backend *b = j->b;
+    const ob_linear *l = j->lin;
+    int64_t r0, r1;
+    ob_split_range(l->out, ith, nth, ROW_ALIGN, &r0, &r1);
+    if (r0 >= r1) return;
+    int64_t in_pad = ob_act_pad(l->in);
+    size_t acc_stride = (size_t)l->out;
+    switch (l->w->type) {
+    case OB_TYPE_T2: {
+        size_t rb = ob_type_row_bytes(OB_TYPE_T2, l->in);
+        b->k->t2_gemm(l->w->data, rb, r0, r1, b->xq, (size_t)in_pad, b->xsum, j->n_tok, b->acc, acc_stride);
+        for (int t = 0; t < j->n_tok; t++) {
+            const int32_t *a = b->acc + (size_t)t * acc_stride;
+            float *o = j->out + (size_t)t * j->out_stride;
+            float inv_s = 1.0f / b->xs[t];
+            for (int64_t r = r0; r < r1; r++) {
+                float beta = l->scale[l->n_scale == 1 ? 0 : r];
+                o[r] = (float)a[r] * inv_s * beta;
+            }
+        }
+        break;
+    }
+    case OB_TYPE_I8:
+        b->k->i8_gemm(l->w->data, l->in, r0, r1, b->xq, (size_t)in_pad, j->n_tok, b->acc, acc_stride);
+        for (int t = 0; t < j->n_tok; t++) {
+            const int32_t *a = b->acc + (size_t)t * acc_stride;
+            float *o = j->out + (size_t)t * j->out_stride;
+            float inv_s = 1.0f / b->xs[t];
+            for (int64_t r = r0; r < r1; r++) o[r] = (float)a[r] * inv_s * j->row_scale[r];
+        }
+        break;
+    case OB_TYPE_Q8_0: { /* rare (GGUF heads): dequantize one row at a time */
+        float *row = malloc((size_t)l->in * sizeof *row);
+        if (!row) break; /* leaves zeros; sized at create, so practically unreachable */
+        for (int64_t r = r0; r < r1; r++) {
+            ob_tensor_row_f32(l->w, r, row);
+            for (int t = 0; t < j->n_tok; t++) {
+                const float *x = j->in + (size_t)t * j->in_stride;
+                float s = 0;
+                for (int64_t c = 0; c < l->in; c++) s += row[c] * x[c];
+                j->out[(size_t)t * j->out_stride + r] = s;
+            }
+        }
+        free(row);
+        break;
+    }
+    default:
+        b->k->f_gemm(l->w->type, l->w->data, l->in, r0, r1, j->in, j->in_stride, j->n_tok, j->out, j->out_stride);
+        break;
+    }
+}
+
+/* Quantizes n_tok rows of `in` (n values each, stride in_stride) into b->xq. */
+static void quantize_rows(cpu_backend *b, const float *in, size_t in_stride, int64_t n, int n_tok) {
+    int64_t pad = ob_act_pad(n);
+    for (int t = 0; t < n_tok; t++)
+        b->xs[t] = ob_quantize_row_i8(in + (size_t)t * in_stride, n, pad, b->xq + (size_t)t * pad, &b->xsum[t]);
+}
+
+static bool needs_quant(const ob_linear *l) { return l->w->type == OB_TYPE_T2 || l->w->type == OB_TYPE_I8; }
+
+/* out = lin(in). For quantized weights the caller has already run
+ * quantize_rows on `in` (so q/k/v and gate/up share one quantization). */
+static void linear(cpu_backend *b, const ob_linear *lin, const float *in, size_t in_stride, int n_tok, float *out,
+                   size_t out_stride) {
+    gemm_job j = { b, lin, n_tok, in, in_stride, out, out_stride, NULL };
+    ob_pool_run(b->pool, gemm_task, &j);
+}
+
+/* ---- attention -------------------------------------------------------------- */
+
+typedef struct attn_job {
+    cpu_backend *b;
+    int layer, n_tok;
+    const int32_t *pos, *seq;
+} attn_job;
+
+static void attn_task(void *arg, int ith, int nth) {
+    attn_job *j = arg;
+    cpu_backend *b = j->b;
+    const ob_hparams *hp = &b->m->hp;
+    int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    int64_t Q = (int64_t)H * D;
+    float *scores = b->scores + (size_t)ith * (size_t)b->base.n_ctx;
+    float scale = 1.0f / sqrtf((float)D);
+    int64_t items = (int64_t)j->n_tok * H, i0, i1;
+    ob_split_range(items, ith, nth, 1, &i0, &i1);
+    for (int64_t it = i0; it < i1; it++) {
+        int t = (int)(it / H), h = (int)(it % H), kvh = h / group;
+        int pos = j->pos[t], seq = j->seq ? j->seq[t] : 0;
+        const float *q = b->q + (size_t)t * Q + (size_t)h * D;
+        const uint8_t *kbase = (const uint8_t *)b->kv_k + kv_offset(b, seq, j->layer, 0) * b->kv_elem;
+        const uint8_t *vbase = (const uint8_t *)b->kv_v + kv_offset(b, seq, j->layer, 0) * b->kv_elem;
+        float mx = -INFINITY;
+        for (int p = 0; p <= pos; p++) {
+            size_t off = (size_t)p * (size_t)b->kv_dim + (size_t)kvh * D;
+            float s = 0;
+            for (int d = 0; d < D; d++) s += q[d] * kv_get(b, kbase, off + (size_t)d);
+            s *= scale;
+            scores[p] = s;
+            mx = fmaxf(mx, s);
+        }
+        float sum = 0;
+        for (int p = 0; p <= pos; p++) {
+            scores[p] = expf(scores[p] - mx);
+            sum += scores[p];
+        }
+        float inv = 1.0f / sum;
+        float *o = b->att + (size_t)t * Q + (size_t)h * D;
+        for (int d = 0; d < D; d++) o[d] = 0;
+        for (int p = 0; p <= pos; p++) {
+            float w = scores[p] * inv;
+            size_t off = (size_t)p * (size_t)b->kv_dim + (size_t)kvh * D;
+            for (int d = 0; d < D; d++) o[d] += w * kv_get(b, vbase, off + (size_t)d);
+        }
+    }
+}
+
+/* RoPE on one head vector x[head_dim] with cos/sin pairs cs[rope_dim]. */
+static void rope_apply(float *x, const float *cs, int rope_dim, bool neox) {
+    int half = rope_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float c = cs[2 * i], s = cs[2 * i + 1];
+        int a = neox ? i : 2 * i, bb = neox ? i + half : 2 * i + 1;
+        float x0 = x[a], x1 = x[bb];
+        x[a] = x0 * c - x1 * s;
+        x[bb] = x0 * s + x1 * c;
+    }
+}
+
+/* cos/sin of pos * base^(-2i/rope_dim), with the float32 angle of HF/llama2.c. */
+static void rope_table(float *cs, int pos, int rope_dim, float base) {
+    for (int i = 0; i < rope_dim / 2; i++) {
+        float inv_freq = (float)(1.0 / pow((double)base, (double)(2 * i) / (double)rope_dim));
+        float ang = (float)pos * inv_freq;
+        cs[2 * i] = (float)cos((double)ang);
+        cs[2 * i + 1] = (float)sin((double)ang);
+    }
+}
+
+/* ---- the forward pass ---------------------------------------------------------- */
+
+static void embed(const cpu_backend *b, int32_t id, float *out) {
+    const ob_model *m = b->m;
+    ob_tensor_row_f32(m->tok_embd, id, out);
+    if (m->tok_embd->type == OB_TYPE_I8) {
+        const ob_tensor *s = ob_model_file_find(&m->file, "token_embd.scale");
+        float sc = ((const float *)s->data)[id];
+        for (int i = 0; i < m->hp.n_embd; i++) out[i] *= sc;
+    }
+}
+
+static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const int32_t *pos, const int32_t *seq,
+                               const uint8_t *want, float *logits, int *n_logits) {
+    const ob_model *m = b->m;
+    const ob_hparams *hp = &m->hp;
+    int64_t E = hp->n_embd, F = hp->n_ff, D = hp->head_dim;
+    int64_t Q = (int64_t)hp->n_head * D, KV = b->kv_dim, W = b->wide;
+    float eps = hp->norm_eps;
+
+    for (int t = 0; t < T; t++) {
+        embed(b, tok[t], b->x + (size_t)t * E);
+        rope_table(b->rope_cs + (size_t)t * hp->rope_dim, pos[t], hp->rope_dim, hp->rope_base);
+    }
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        /* attention */
+        for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->x + (size_t)t * E, L->attn_norm, E, eps);
+        if (needs_quant(&L->q)) quantize_rows(b, b->xn, (size_t)W, E, T);
+        linear(b, &L->q, b->xn, (size_t)W, T, b->q, (size_t)Q);
+        if (needs_quant(&L->k) && !needs_quant(&L->q)) quantize_rows(b, b->xn, (size_t)W, E, T);
+        linear(b, &L->k, b->xn, (size_t)W, T, b->kx, (size_t)KV);
+        linear(b, &L->v, b->xn, (size_t)W, T, b->vx, (size_t)KV);
+        for (int t = 0; t < T; t++) {
+            const float *cs = b->rope_cs + (size_t)t * hp->rope_dim;
+            for (int h = 0; h < hp->n_head; h++) rope_apply(b->q + (size_t)t * Q + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
+            for (int h = 0; h < hp->n_head_kv; h++) rope_apply(b->kx + (size_t)t * KV + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
+            size_t off = kv_offset(b, seq ? seq[t] : 0, l, pos[t]);
+            for (int64_t i = 0; i < KV; i++) {
+                kv_put(b, b->kv_k, off + (size_t)i, b->kx[(size_t)t * KV + i]);
+                kv_put(b, b->kv_v, off + (size_t)i, b->vx[(size_t)t * KV + i]);
+            }
+        }
+        attn_job aj = { b, l, T, pos, seq };
+        ob_pool_run(b->pool, attn_task, &aj);
+        const float *o_in = b->att;
+        size_t o_stride = (size_t)Q;
+        if (hp->sub_norms) {
+            for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->att + (size_t)t * Q, L->attn_sub_norm, Q, eps);
+            o_in = b->xn;
+            o_stride = (size_t)W;
+        }
+        if (needs_quant(&L->o)) quantize_rows(b, o_in, o_stride, Q, T);
+        linear(b, &L->o, o_in, o_stride, T, b->tmp, (size_t)E);
+        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) b->x[i] += b->tmp[i];
+
+        /* feed-forward */
+        for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->x + (size_t)t * E, L->ffn_norm, E, eps);
+        if (needs_quant(&L->gate)) quantize_rows(b, b->xn, (size_t)W, E, T);
+        linear(b, &L->gate, b->xn, (size_t)W, T, b->gate, (size_t)F);
+        if (needs_quant(&L->up) && !needs_quant(&L->gate)) quantize_rows(b, b->xn, (size_t)W, E, T);
+        linear(b, &L->up, b->xn, (size_t)W, T, b->up, (size_t)F);
+        for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
+            float g = b->gate[i];
+            float a = hp->act_relu2 ? (g > 0 ? g * g : 0.0f) : g / (1.0f + expf(-g));
+            b->gate[i] = a * b->up[i];
+        }
+        const float *d_in = b->gate;
+        size_t d_stride = (size_t)F;
+        if (hp->sub_norms) {
+            for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->gate + (size_t)t * F, L->ffn_sub_norm, F, eps);
+            d_in = b->xn;
+            d_stride = (size_t)W;
+        }
+        if (needs_quant(&L->down)) quantize_rows(b, d_in, d_stride, F, T);
+        linear(b, &L->down, d_in, d_stride, T, b->tmp, (size_t)E);
+        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) b->x[i] += b->tmp[i];
+    }
+
+    /* final norm and lm_head, only for the rows that want logits */
+    int n = 0;
+    for (int t = 0; t < T; t++) {
+        if (!want[t]) continue;
+        rmsnorm(b->xn + (size_t)n * W, b->x + (size_t)t * E, m->output_norm, E, eps);
+        n++;
+    }
+    /* The head's int32 accumulators ([g][n_vocab]) must fit b->acc ([MAX_CHUNK][wide]). */
+    int g = (int)OB_MAX(1, (int64_t)MAX_CHUNK * W / hp->n_vocab);
+    for (int t0 = 0; t0 < n; t0 += g) {
+        int gn = OB_MIN(g, n - t0);
+        const float *in = b->xn + (size_t)t0 * W;
+        if (needs_quant(&m->output)) quantize_rows(b, in, (size_t)W, E, gn);
+        gemm_job j = { b, &m->output, gn, in, (size_t)W, logits + (size_t)t0 * hp->n_vocab, (size_t)hp->n_vocab,
+                       m->output_scale };
+        ob_pool_run(b->pool, gemm_task, &j);
+    }
+    *n_logits = n;
+    return OB_OK;
+}
+
+static ob_status cpu_decode(ob_backend *base, const ob_batch *batch, float *logits) {
+    cpu_backend *b = (cpu_backend *)base;
+    const ob_hparams *hp = &b->m->hp;
+    if (batch->n <= 0) return ob_fail(OB_ERR_ARG, "empty batch");
+    /* Validate the whole batch before touching any cache. */
+    int *next = calloc((size_t)b->base.n_seq, sizeof *next);
+    if (!next) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < b->base.n_seq; s++) next[s] = -1;
+    for (int t = 0; t < batch->n; t++) {
+        int s = batch->seq ? batch->seq[t] : 0, p = batch->pos[t];
+        ob_status st = OB_OK;
+        if (s < 0 || s >= b->base.n_seq) st = ob_fail(OB_ERR_ARG, "sequence %d out of range (%d slots)", s, b->base.n_seq);
+        else if (batch->token[t] < 0 || batch->token[t] >= hp->n_vocab)
+            st = ob_fail(OB_ERR_RANGE, "token id %d out of range (vocabulary %d)", batch->token[t], hp->n_vocab);
+        else if (p >= b->base.n_ctx)
+            st = ob_fail(OB_ERR_RANGE, "context is full (%d positions)", b->base.n_ctx);
+        else if (p < 0 || (next[s] < 0 ? p > b->seq_len[s] : p != next[s]))
+            st = ob_fail(OB_ERR_ARG, "position %d of sequence %d is not contiguous with its cache", p, s);
+        if (st) {
+            free(next);
+            return st;
+        }
+        next[s] = p + 1;
+    }
+    for (int s = 0; s < b->base.n_seq; s++)
+        if (next[s] >= 0) b->seq_len[s] = next[s];
+    free(next);
+
+    uint8_t want_chunk[MAX_CHUNK];
+    float *out = logits;
+    for (int c0 = 0; c0 < batch->n; c0 += MAX_CHUNK) {
+        int T = OB_MIN(MAX_CHUNK, batch->n - c0);
+        for (int t = 0; t < T; t++)
+            want_chunk[t] = batch->logits ? batch->logits[c0 + t] != 0 : (c0 + t == batch->n - 1);
+        int n_out = 0;
+        ob_status st = forward_chunk(b, T, batch->token + c0, batch->pos + c0, batch->seq ? batch->seq + c0 : NULL,
+                                     want_chunk, out, &n_out);
+        if (st) return st;
+        if (out) out += (size_t)n_out * (size_t)hp->n_vocab;
+    }
+    return OB_OK;
+}
+
+static ob_status cpu_seq_truncate(ob_backend *base, int seq, int pos) {
+    cpu_backend *b = (cpu_backend *)base;
+    if (seq < 0 || seq >= b->base.n_seq) return ob_fail(OB_ERR_ARG, "sequence %d out of range", seq);
+    if (pos < 0) pos = 0;
+    if (pos < b->seq_len[seq]) b->seq_len[seq] = pos;
+    return OB_OK;
+}
+
+static ob_status cpu_seq_copy(ob_backend *base, int src, int dst, int n) {
+    cpu_backend *b = (cpu_backend *)base;
+    if (src < 0 || src >= b->base.n_seq || dst < 0 || dst >= b->base.n_seq)
+        return ob_fail(OB_ERR_ARG, "sequence out of range");
+    if (n > b->seq_len[src]) n = b->seq_len[src];
+    if (src == dst) return OB_OK;
+    size_t bytes = (size_t)n * (size_t)b->kv_dim * b->kv_elem;
+    for (int l = 0; l < b->m->hp.n_layer; l++) {
+        memcpy((uint8_t *)b->kv_k + kv_offset(b, dst, l, 0) * b->kv_elem,
+               (uint8_t *)b->kv_k + kv_offset(b, src, l, 0) * b->kv_elem, bytes);
+        memcpy((uint8_t *)b->kv_v + kv_offset(b, dst, l, 0) * b->kv_elem,
+               (uint8_t *)b->kv_v + kv_offset(b, src, l, 0) * b->kv_elem, bytes);
+    }
+    b->seq_len[dst] = n;
+    return OB_OK;
+}
+
+static void cpu_destroy(ob_backend *base) {
+    cpu_backend *b = (cpu_backend *)base;
+    if (!b) return;
+    ob_pool_destroy(b->pool);
+    free(b->kv_k);
+    free(b->kv_v);
+    free(b->seq_len);
+    void *bufs[] = { b->x, b->xn, b->q, b->kx, b->vx, b->att, b->gate, b->up, b->tmp,
+                     b->xq, b->xs, b->xsum, b->acc, b->scores, b->rope_cs };
+    for (size_t i = 0; i < OB_ARRAY_LEN(bufs); i++) ob_aligned_free(bufs[i]);
+    free(b);
+}
+
+static void *scratch(size_t n, size_t elem, bool *ok) {
+    size_t bytes;
+    if (!ob_mul_ok(n, elem, &bytes)) { *ok = false; return NULL; }
+    void *p = ob_aligned_alloc(bytes);
+    if (!p) *ok = false;
+    else memset(p, 0, bytes);
+    return p;
+}
+
+static ob_status cpu_create(const ob_model *m, const ob_backend_params *p, ob_backend **out) {
+    *out = NULL;
+    const ob_hparams *hp = &m->hp;
+    const char *kname = p && p->kernels ? p->kernels : "auto";
+    const ob_cpu_kernels *k = ob_cpu_kernels_select(kname);
+    if (!k) return ob_fail(OB_ERR_ARG, "CPU kernel set '%s' is unknown or unsupported on this CPU", kname);
+    cpu_backend *b = calloc(1, sizeof *b);
+    if (!b) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    b->base.ops = &ob_backend_cpu;
+    b->base.model = m;
+    b->m = m;
+    b->k = k;
+    b->base.n_ctx = p && p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
+    b->base.n_seq = p && p->n_seq > 0 ? p->n_seq : 1;
+    if (b->base.n_ctx > (1 << 20) || b->base.n_seq > 4096) {
+        ob_status bad = ob_fail(OB_ERR_ARG, "context %d x %d sequences is too large", b->base.n_ctx, b->base.n_seq);
+        free(b);
+        return bad;
+    }
+    b->kv_type = p ? p->kv_type : OB_KV_F32;
+    b->kv_elem = b->kv_type == OB_KV_F16 ? 2 : 4;
+    b->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    ob_status st = ob_pool_create(p ? p->n_threads : 0, &b->pool);
+    if (st) {
+        free(b);
+        return st;
+    }
+    int64_t Q = (int64_t)hp->n_head * hp->head_dim;
+    b->wide = OB_MAX(OB_MAX((int64_t)hp->n_embd, Q), (int64_t)hp->n_ff);
+    size_t T = MAX_CHUNK, kv_vals;
+    bool ok = ob_mul_ok((size_t)b->base.n_seq * (size_t)hp->n_layer, (size_t)b->base.n_ctx * (size_t)b->kv_dim, &kv_vals);
+    if (ok) { /* calloc: untouched cache pages stay unresident */
+        b->kv_k = calloc(kv_vals, b->kv_elem);
+        b->kv_v = calloc(kv_vals, b->kv_elem);
+        ok = b->kv_k && b->kv_v;
+    }
+    b->seq_len = calloc((size_t)b->base.n_seq, sizeof *b->seq_len);
+    if (!b->seq_len) ok = false;
+    b->x = scratch(T * (size_t)hp->n_embd, 4, &ok);
+    b->xn = scratch(T * (size_t)b->wide, 4, &ok);
+    b->q = scratch(T * (size_t)Q, 4, &ok);
+    b->kx = scratch(T * (size_t)b->kv_dim, 4, &ok);
+    b->vx = scratch(T * (size_t)b->kv_dim, 4, &ok);
+    b->att = scratch(T * (size_t)Q, 4, &ok);
+    b->gate = scratch(T * (size_t)hp->n_ff, 4, &ok);
+    b->up = scratch(T * (size_t)hp->n_ff, 4, &ok);
+    b->tmp = scratch(T * (size_t)hp->n_embd, 4, &ok);
+    b->xq = scratch(T * (size_t)ob_act_pad(b->wide), 1, &ok);
+    b->xs = scratch(T, 4, &ok);
+    b->xsum = scratch(T, 4, &ok);
+    b->acc = scratch(OB_MAX(T * (size_t)b->wide, (size_t)hp->n_vocab), 4, &ok);
+    b->scores = scratch((size_t)ob_pool_size(b->pool) * (size_t)b->base.n_ctx, 4, &ok);
+    b->rope_cs = scratch(T * (size_t)hp->rope_dim, 4, &ok);
+    if (!ok) {
+        cpu_destroy(&b->base);
+        return ob_fail(OB_ERR_NOMEM, "cannot allocate the KV cache and buffers (context %d, %d sequences)",
+                       p && p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train, p && p->n_seq > 0 ? p->n_seq : 1);
+    }
+    *out = &b->base;
+    return OB_OK;
+}
+
+const ob_backend_ops ob_backend_cpu = {
+    .name = "cpu",
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .seq_truncate = cpu_seq_truncate,
+    .seq_copy = cpu_seq_copy,
+    .decode = cpu_decode,
+    .decode_argmax = NULL,
+};
