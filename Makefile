@@ -97,9 +97,10 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/test_cuda_%: tests/gpu/test_cuda_%.c tests/unit/testutil.h $(LIB)
+# GPU tests: plain C programs (the GPU machine has no cmocka), run by tests/run-cuda.
+$(BUILD)/tests/test_cuda_%: tests/gpu/test_cuda_%.c tests/gpu/gpu_test.h $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests/gpu $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(@D)
@@ -119,6 +120,7 @@ asan:
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang NVCC= OPT="-O1 -g -fno-omit-frame-pointer" \
+	  WARN="$(WARN) -Wno-unknown-warning-option" \
 	  SANITIZE="-fsanitize=address,undefined,fuzzer-no-link" build-fuzz/lib1bit.a
 	@mkdir -p build-fuzz/fuzz
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
