@@ -19,6 +19,9 @@ OPT      ?= -O2 -g
 SANITIZE ?=
 CSTD      = -std=c11 -D_GNU_SOURCE
 WARN      = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation
+ifneq (,$(findstring clang,$(CC)))
+WARN     += -Wno-unknown-warning-option
+endif
 CPPFLAGS += -Iinclude -Isrc -MMD -MP
 CFLAGS   += $(CSTD) $(OPT) $(WARN) $(SANITIZE) -pthread -fno-strict-aliasing
 LDFLAGS  += $(SANITIZE) -pthread
@@ -120,7 +123,6 @@ asan:
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang NVCC= OPT="-O1 -g -fno-omit-frame-pointer" \
-	  WARN="$(WARN) -Wno-unknown-warning-option" \
 	  SANITIZE="-fsanitize=address,undefined,fuzzer-no-link" build-fuzz/lib1bit.a
 	@mkdir -p build-fuzz/fuzz
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
