@@ -156,7 +156,10 @@ ob_status ob_session_generate(ob_session *s, const int32_t *prompt, size_t n_pro
     ob_sampler *smp = NULL;
     if ((st = ob_sampler_create(sp, s->m->hp.n_vocab, &smp))) return st;
     ob_detok_stream ds;
-    if (s->m->tok) ob_detok_stream_init(&ds, s->m->tok);
+    if (s->m->tok) {
+        ob_detok_stream_init(&ds, s->m->tok);
+        ob_detok_stream_after(&ds, prompt, n_prompt); /* continuing text keeps its leading space */
+    }
     ob_buf text = { 0 };      /* generated text not yet emitted */
     int32_t *gen = NULL;
     size_t n_gen = 0;

@@ -40,19 +40,31 @@ ob_status ob_tokenize(const ob_tokenizer *tok, const char *text, size_t len, boo
 /* The exact bytes of one token (special tokens give their text). Returns the
  * length and sets *bytes to tokenizer-owned memory; 0 for an invalid id. */
 size_t ob_token_bytes(const ob_tokenizer *tok, int32_t id, const char **bytes);
-/* Appends the bytes of ids to out. SentencePiece: the leading space of the
- * first piece is kept (as llama2.c prints); BOS/EOS give no text. */
+/* Appends the bytes of ids to out; an id outside the vocabulary is
+ * OB_ERR_RANGE. Byte-level BPE: every token gives its bytes (special tokens
+ * their text). SentencePiece: control tokens (BOS/EOS) give no text, and the
+ * first piece that gives text loses its leading space (the dummy prefix that
+ * encoding added, which llama2.c drops after BOS when printing), so
+ * decode(encode(x)) == x. */
 ob_status ob_detokenize(const ob_tokenizer *tok, const int32_t *ids, size_t n, ob_buf *out);
 
 /* Streaming decode: feed ids one at a time; emits only complete UTF-8
- * sequences, holding back an incomplete tail until it completes (or flush). */
+ * sequences, holding back an incomplete tail until it completes (or flush).
+ * The bytes of a whole stream equal ob_detokenize of its ids. */
 typedef struct ob_detok_stream {
     const ob_tokenizer *tok;
     char pending[8];
     size_t n_pending;
-    bool started; /* SentencePiece: strip the space of the very first piece */
+    /* SentencePiece: false until a piece gave text; the first one loses its
+     * leading space as in ob_detokenize. Set it to true after init when the
+     * stream continues text already shown (generation after a prompt), so
+     * " a time" after "Once upon" keeps its space. */
+    bool started;
 } ob_detok_stream;
 void ob_detok_stream_init(ob_detok_stream *s, const ob_tokenizer *tok);
+/* Tells a fresh stream which ids came before it (the prompt): when they
+ * already gave text, its first piece keeps its leading space. */
+void ob_detok_stream_after(ob_detok_stream *s, const int32_t *prev_ids, size_t n);
 ob_status ob_detok_stream_push(ob_detok_stream *s, int32_t id, ob_buf *out);
 ob_status ob_detok_stream_flush(ob_detok_stream *s, ob_buf *out); /* pending bytes as they are */
 

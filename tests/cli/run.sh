@@ -20,6 +20,9 @@ head -c "$exp_len" "$tmp/out.txt" | cmp -s - "$SHARED/data/stories260K/expected-
   || fail "stories260K greedy output differs from expected-run-t0-n200.txt: $(head -c 200 "$tmp/out.txt")"
 echo "ok: stories260K greedy text matches llama2.c ($exp_len bytes)"
 
+# A continuation keeps the space between the prompt and the first new word.
+[ "$("$BIN" run -m "$STORIES" -p "Once upon a" --temp 0 -n 2 --quiet)" = " time," ] || fail "continuation lost its leading space"
+
 # The same with the reference (scalar) kernels and with ids printed.
 "$BIN" run -m "$STORIES" --ids 1 --temp 0 -n 40 --print-ids --quiet --kernels scalar >"$tmp/ids1.txt"
 "$BIN" run -m "$STORIES" --ids 1 --temp 0 -n 40 --print-ids --quiet >"$tmp/ids2.txt"
