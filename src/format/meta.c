@@ -27,6 +27,17 @@ const ob_meta_entry *ob_meta_find(const ob_meta *m, const char *key) {
     return NULL;
 }
 
+bool ob_meta_remove(ob_meta *m, const char *key) {
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->e[i].key, key) != 0) continue;
+        entry_free(&m->e[i]);
+        memmove(&m->e[i], &m->e[i + 1], (m->n - i - 1) * sizeof *m->e);
+        m->n--;
+        return true;
+    }
+    return false;
+}
+
 /* Returns a cleared entry for key (replacing an old value), or NULL on OOM. */
 static ob_meta_entry *slot(ob_meta *m, const char *key, ob_meta_type type) {
     for (size_t i = 0; i < m->n; i++) {

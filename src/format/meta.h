@@ -87,6 +87,9 @@ ob_status ob_meta_set_f32_arr(ob_meta *m, const char *key, const float *v, uint6
 /* Moves a STR_ARR built by the caller (strs[i] and strs malloc'd) into m without copying. */
 ob_status ob_meta_take_str_arr(ob_meta *m, const char *key, char **strs, uint32_t *lens, uint64_t count);
 
+/* Removes key if present (returns whether it was). */
+bool ob_meta_remove(ob_meta *m, const char *key);
+
 /* Getters with defaults. INT and FLOAT convert to each other; BOOL reads INT too. */
 int64_t ob_meta_int(const ob_meta *m, const char *key, int64_t def);
 double ob_meta_float(const ob_meta *m, const char *key, double def);

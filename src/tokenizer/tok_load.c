@@ -53,6 +53,12 @@ ob_status ob_tokenizer_from_meta(const ob_meta *meta, ob_tokenizer **out) {
     sp.eot = (int32_t)ob_meta_int(meta, OB_KEY_EOT, -1);
     if (ob_meta_find(meta, OB_KEY_ADD_BOS)) sp.add_bos = ob_meta_bool(meta, OB_KEY_ADD_BOS, false);
     sp.pre = ob_meta_str(meta, OB_KEY_TOK_PRE, NULL);
+    if (!sp.pre && sp.kind == OB_TOK_BPE) {
+        /* The official BitNet 2B-4T GGUF has no tokenizer.ggml.pre: a LLaMA-3
+         * vocabulary (it has <|eot_id|>) gets the LLaMA-3 pre-tokenizer, not GPT-2's. */
+        for (uint64_t i = 128000; i < tokens->count && i < 128256; i++)
+            if (tokens->str_lens[i] == 10 && !memcmp(tokens->strs[i], "<|eot_id|>", 10)) sp.pre = "llama3";
+    }
     sp.chat_template = ob_meta_str(meta, OB_KEY_CHAT_TEMPLATE, NULL);
 
     const char **ma = NULL, **mb = NULL;

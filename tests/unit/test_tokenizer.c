@@ -456,6 +456,16 @@ static void test_meta_round_trip(void **state) {
     free(a);
     free(b);
     ob_tokenizer_free(t2);
+    /* Without a pre-tokenizer key (the official BitNet 2B-4T GGUF has none) a
+     * LLaMA-3 vocabulary still splits digits in threes: "3333" -> 8765 18. */
+    assert_true(ob_meta_remove(&m, OB_KEY_TOK_PRE));
+    assert_int_equal(ob_tokenizer_from_meta(&m, &t2), OB_OK);
+    encode(t2, "3333", 4, false, false, &a, &na);
+    assert_int_equal(na, 2);
+    assert_int_equal(a[0], 8765);
+    assert_int_equal(a[1], 18);
+    free(a);
+    ob_tokenizer_free(t2);
     /* A LLaMA-3 model whose EOS is <|eot_id|> still stops at <|end_of_text|>. */
     ob_meta_set_int(&m, OB_KEY_EOS, EOT_ID);
     assert_int_equal(ob_tokenizer_from_meta(&m, &t2), OB_OK);
