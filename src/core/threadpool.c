@@ -111,7 +111,11 @@ void ob_pool_run(ob_pool *pool, ob_task_fn fn, void *arg) {
     pthread_cond_broadcast(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
     fn(arg, 0, pool->n);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) cpu_relax();
+    /* Spin for the stragglers; yield once it takes long (an oversubscribed CPU). */
+    for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
 }
 
 void ob_split_range(int64_t n, int ith, int nth, int64_t align, int64_t *begin, int64_t *end) {

@@ -100,10 +100,14 @@ static ob_status matrix(ob_model_file *mf, rng *r, const char *name, ob_type t, 
     if (st) return st;
     size_t n = (size_t)E * (size_t)V;
     if (t == OB_TYPE_F16 || t == OB_TYPE_BF16) {
+        /* Random sign and mantissa with the exponent of 2^-5: values in +-[1/32, 1/16),
+         * four per random draw (filling a 657 MB head by float conversion is slow). */
         uint16_t *h = p;
-        for (size_t i = 0; i < n; i++) {
-            float v = (uniform(r) - 0.5f) * 0.1f;
-            h[i] = t == OB_TYPE_F16 ? ob_f32_to_f16(v) : ob_f32_to_bf16(v);
+        uint16_t expo = t == OB_TYPE_F16 ? (uint16_t)(10 << 10) : (uint16_t)(122 << 7);
+        uint16_t mant = t == OB_TYPE_F16 ? 0x83ff : 0x807f; /* sign + mantissa bits */
+        for (size_t i = 0; i < n; i += 4) {
+            uint64_t x = next(r);
+            for (size_t j = 0; j < 4 && i + j < n; j++) h[i + j] = (uint16_t)(((x >> (16 * j)) & mant) | expo);
         }
     } else if (t == OB_TYPE_F32) {
         for (size_t i = 0; i < n; i++) ((float *)p)[i] = (uniform(r) - 0.5f) * 0.1f;

@@ -55,10 +55,6 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-static inline float kv_get(const cpu_backend *b, const void *base, size_t i) {
-    return b->kv_type == OB_KV_F16 ? ob_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
-}
-
 static inline void kv_put(const cpu_backend *b, void *base, size_t i, float v) {
     if (b->kv_type == OB_KV_F16) ((uint16_t *)base)[i] = ob_f32_to_f16(v);
     else ((float *)base)[i] = v;
@@ -70,87 +66,107 @@ static size_t kv_offset(const cpu_backend *b, int seq, int layer, int pos) {
            (size_t)b->kv_dim;
 }
 
-/* ---- parallel GEMM jobs ----------------------------------------------------- */
+/* ---- parallel GEMM jobs -----------------------------------------------------
+ * One pool run computes up to three linears that read the same input (q, k, v
+ * or gate, up): the threads split the concatenated output rows, so there is
+ * one barrier per group and the shares stay balanced. */
+
+typedef struct gemm_part {
+    const ob_linear *lin;
+    float *out;             /* [n_tok][out_stride] */
+    size_t out_stride;
+    const float *row_scale; /* I8 weights: per-row scales */
+} gemm_part;
 
 typedef struct gemm_job {
     cpu_backend *b;
-    const ob_linear *lin;
     int n_tok;
     const float *in;        /* float input [n_tok][in_stride] (float weights) */
     size_t in_stride;
-    float *out;             /* [n_tok][out_stride] */
-    size_t out_stride;
-    const float *row_scale; /* I8 head: per-row scales */
+    int n_parts;
+    gemm_part part[3];
 } gemm_job;
 
-static void gemm_task(void *arg, int ith, int nth) {
-    gemm_job *j = arg;
+/* Rows [r0, r1) of one part; acc is this part's [n_tok][out] int32 area. */
+static void gemm_rows(const gemm_job *j, const gemm_part *pt, int32_t *acc, int64_t r0, int64_t r1) {
     cpu_backend *b = j->b;
-    const ob_linear *l = j->lin;
-    int64_t r0, r1;
-    ob_split_range(l->out, ith, nth, ROW_ALIGN, &r0, &r1);
-    if (r0 >= r1) return;
+    const ob_linear *l = pt->lin;
     int64_t in_pad = ob_act_pad(l->in);
     size_t acc_stride = (size_t)l->out;
     switch (l->w->type) {
-    case OB_TYPE_T2: {
-        size_t rb = ob_type_row_bytes(OB_TYPE_T2, l->in);
-        b->k->t2_gemm(l->w->data, rb, r0, r1, b->xq, (size_t)in_pad, b->xsum, j->n_tok, b->acc, acc_stride);
+    case OB_TYPE_T2:
+    case OB_TYPE_I8:
+        if (l->w->type == OB_TYPE_T2)
+            b->k->t2_gemm(l->w->data, ob_type_row_bytes(OB_TYPE_T2, l->in), r0, r1, b->xq, (size_t)in_pad, b->xsum,
+                          j->n_tok, acc, acc_stride);
+        else
+            b->k->i8_gemm(l->w->data, l->in, r0, r1, b->xq, (size_t)in_pad, j->n_tok, acc, acc_stride);
         for (int t = 0; t < j->n_tok; t++) {
-            const int32_t *a = b->acc + (size_t)t * acc_stride;
-            float *o = j->out + (size_t)t * j->out_stride;
+            const int32_t *a = acc + (size_t)t * acc_stride;
+            float *o = pt->out + (size_t)t * pt->out_stride;
             float inv_s = 1.0f / b->xs[t];
             for (int64_t r = r0; r < r1; r++) {
-                float beta = l->scale[l->n_scale == 1 ? 0 : r];
+                float beta = l->w->type == OB_TYPE_I8 ? pt->row_scale[r] : l->scale[l->n_scale == 1 ? 0 : r];
                 o[r] = (float)a[r] * inv_s * beta;
             }
         }
         break;
-    }
-    case OB_TYPE_I8:
-        b->k->i8_gemm(l->w->data, l->in, r0, r1, b->xq, (size_t)in_pad, j->n_tok, b->acc, acc_stride);
-        for (int t = 0; t < j->n_tok; t++) {
-            const int32_t *a = b->acc + (size_t)t * acc_stride;
-            float *o = j->out + (size_t)t * j->out_stride;
-            float inv_s = 1.0f / b->xs[t];
-            for (int64_t r = r0; r < r1; r++) o[r] = (float)a[r] * inv_s * j->row_scale[r];
-        }
-        break;
     case OB_TYPE_Q8_0: { /* rare (GGUF heads): dequantize one row at a time */
         float *row = malloc((size_t)l->in * sizeof *row);
-        if (!row) break; /* leaves zeros; sized at create, so practically unreachable */
+        if (!row) break; /* leaves stale values; a few KB, practically unreachable */
         for (int64_t r = r0; r < r1; r++) {
             ob_tensor_row_f32(l->w, r, row);
             for (int t = 0; t < j->n_tok; t++) {
                 const float *x = j->in + (size_t)t * j->in_stride;
-                float s = 0;
-                for (int64_t c = 0; c < l->in; c++) s += row[c] * x[c];
-                j->out[(size_t)t * j->out_stride + r] = s;
+                float sum = 0;
+                for (int64_t c = 0; c < l->in; c++) sum += row[c] * x[c];
+                pt->out[(size_t)t * pt->out_stride + r] = sum;
             }
         }
         free(row);
         break;
     }
     default:
-        b->k->f_gemm(l->w->type, l->w->data, l->in, r0, r1, j->in, j->in_stride, j->n_tok, j->out, j->out_stride);
+        b->k->f_gemm(l->w->type, l->w->data, l->in, r0, r1, j->in, j->in_stride, j->n_tok, pt->out, pt->out_stride);
         break;
+    }
+}
+
+static void gemm_task(void *arg, int ith, int nth) {
+    gemm_job *j = arg;
+    int64_t total = 0;
+    for (int p = 0; p < j->n_parts; p++) total += j->part[p].lin->out;
+    int64_t g0, g1, base = 0;
+    ob_split_range(total, ith, nth, ROW_ALIGN, &g0, &g1);
+    int32_t *acc = j->b->acc;
+    for (int p = 0; p < j->n_parts && g0 < g1; p++) {
+        int64_t out = j->part[p].lin->out;
+        int64_t r0 = OB_MAX(g0, base) - base, r1 = OB_MIN(g1, base + out) - base;
+        if (r0 < r1) gemm_rows(j, &j->part[p], acc, r0, r1);
+        acc += (size_t)j->n_tok * (size_t)out;
+        base += out;
     }
 }
 
 /* Quantizes n_tok rows of `in` (n values each, stride in_stride) into b->xq. */
 static void quantize_rows(cpu_backend *b, const float *in, size_t in_stride, int64_t n, int n_tok) {
     int64_t pad = ob_act_pad(n);
+    ob_quantize_i8_fn quant = b->k->quantize_i8 ? b->k->quantize_i8 : ob_quantize_row_i8; /* bit-identical */
     for (int t = 0; t < n_tok; t++)
-        b->xs[t] = ob_quantize_row_i8(in + (size_t)t * in_stride, n, pad, b->xq + (size_t)t * pad, &b->xsum[t]);
+        b->xs[t] = quant(in + (size_t)t * in_stride, n, pad, b->xq + (size_t)t * pad, &b->xsum[t]);
 }
 
 static bool needs_quant(const ob_linear *l) { return l->w->type == OB_TYPE_T2 || l->w->type == OB_TYPE_I8; }
 
-/* out = lin(in). For quantized weights the caller has already run
- * quantize_rows on `in` (so q/k/v and gate/up share one quantization). */
-static void linear(cpu_backend *b, const ob_linear *lin, const float *in, size_t in_stride, int n_tok, float *out,
-                   size_t out_stride) {
-    gemm_job j = { b, lin, n_tok, in, in_stride, out, out_stride, NULL };
+/* part[i].out = part[i].lin(in) for every part. Quantized weights read the
+ * activations quantized once here (shared by all parts). */
+static void linears(cpu_backend *b, const float *in, size_t in_stride, int64_t n_in, int n_tok, int n_parts,
+                    const gemm_part *parts) {
+    bool q = false;
+    for (int p = 0; p < n_parts; p++) q |= needs_quant(parts[p].lin);
+    if (q) quantize_rows(b, in, in_stride, n_in, n_tok);
+    gemm_job j = { b, n_tok, in, in_stride, n_parts, { { 0 } } };
+    memcpy(j.part, parts, (size_t)n_parts * sizeof *parts);
     ob_pool_run(b->pool, gemm_task, &j);
 }
 
@@ -162,44 +178,36 @@ typedef struct attn_job {
     const int32_t *pos, *seq;
 } attn_job;
 
+/* One work item = (token, KV head): its G query heads share every K/V row. */
 static void attn_task(void *arg, int ith, int nth) {
     attn_job *j = arg;
     cpu_backend *b = j->b;
     const ob_hparams *hp = &b->m->hp;
-    int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    int64_t Q = (int64_t)H * D;
-    float *scores = b->scores + (size_t)ith * (size_t)b->base.n_ctx;
+    int D = hp->head_dim, G = hp->n_head / hp->n_head_kv;
+    int64_t Q = (int64_t)hp->n_head * D;
+    size_t n_ctx = (size_t)b->base.n_ctx;
+    float *scores = b->scores + (size_t)ith * (size_t)G * n_ctx;
     float scale = 1.0f / sqrtf((float)D);
-    int64_t items = (int64_t)j->n_tok * H, i0, i1;
+    ob_type kvt = b->kv_type == OB_KV_F16 ? OB_TYPE_F16 : OB_TYPE_F32;
+    ob_attn_scores_fn scores_fn = b->k->attn_scores ? b->k->attn_scores : ob_kernels_scalar.attn_scores;
+    ob_attn_values_fn values_fn = b->k->attn_values ? b->k->attn_values : ob_kernels_scalar.attn_values;
+    int64_t items = (int64_t)j->n_tok * hp->n_head_kv, i0, i1;
     ob_split_range(items, ith, nth, 1, &i0, &i1);
     for (int64_t it = i0; it < i1; it++) {
-        int t = (int)(it / H), h = (int)(it % H), kvh = h / group;
-        int pos = j->pos[t], seq = j->seq ? j->seq[t] : 0;
-        const float *q = b->q + (size_t)t * Q + (size_t)h * D;
-        const uint8_t *kbase = (const uint8_t *)b->kv_k + kv_offset(b, seq, j->layer, 0) * b->kv_elem;
-        const uint8_t *vbase = (const uint8_t *)b->kv_v + kv_offset(b, seq, j->layer, 0) * b->kv_elem;
-        float mx = -INFINITY;
-        for (int p = 0; p <= pos; p++) {
-            size_t off = (size_t)p * (size_t)b->kv_dim + (size_t)kvh * D;
-            float s = 0;
-            for (int d = 0; d < D; d++) s += q[d] * kv_get(b, kbase, off + (size_t)d);
-            s *= scale;
-            scores[p] = s;
-            mx = fmaxf(mx, s);
+        int t = (int)(it / hp->n_head_kv), kvh = (int)(it % hp->n_head_kv);
+        int n_pos = j->pos[t] + 1, seq = j->seq ? j->seq[t] : 0;
+        size_t head_off = (kv_offset(b, seq, j->layer, 0) + (size_t)kvh * (size_t)D) * b->kv_elem;
+        const float *q = b->q + (size_t)t * Q + (size_t)kvh * G * D;
+        scores_fn(q, G, (const uint8_t *)b->kv_k + head_off, kvt, (size_t)b->kv_dim, n_pos, D, scale, scores);
+        for (int g = 0; g < G; g++) { /* softmax over positions 0..pos */
+            float *sc = scores + (size_t)g * (size_t)n_pos, mx = -INFINITY, sum = 0;
+            for (int p = 0; p < n_pos; p++) mx = fmaxf(mx, sc[p]);
+            for (int p = 0; p < n_pos; p++) sum += (sc[p] = expf(sc[p] - mx));
+            float inv = 1.0f / sum;
+            for (int p = 0; p < n_pos; p++) sc[p] *= inv;
         }
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            scores[p] = expf(scores[p] - mx);
-            sum += scores[p];
-        }
-        float inv = 1.0f / sum;
-        float *o = b->att + (size_t)t * Q + (size_t)h * D;
-        for (int d = 0; d < D; d++) o[d] = 0;
-        for (int p = 0; p <= pos; p++) {
-            float w = scores[p] * inv;
-            size_t off = (size_t)p * (size_t)b->kv_dim + (size_t)kvh * D;
-            for (int d = 0; d < D; d++) o[d] += w * kv_get(b, vbase, off + (size_t)d);
-        }
+        float *o = b->att + (size_t)t * Q + (size_t)kvh * G * D;
+        values_fn(o, scores, G, (const uint8_t *)b->kv_v + head_off, kvt, (size_t)b->kv_dim, n_pos, D);
     }
 }
 
@@ -254,11 +262,9 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
         const ob_layer *L = &m->layers[l];
         /* attention */
         for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->x + (size_t)t * E, L->attn_norm, E, eps);
-        if (needs_quant(&L->q)) quantize_rows(b, b->xn, (size_t)W, E, T);
-        linear(b, &L->q, b->xn, (size_t)W, T, b->q, (size_t)Q);
-        if (needs_quant(&L->k) && !needs_quant(&L->q)) quantize_rows(b, b->xn, (size_t)W, E, T);
-        linear(b, &L->k, b->xn, (size_t)W, T, b->kx, (size_t)KV);
-        linear(b, &L->v, b->xn, (size_t)W, T, b->vx, (size_t)KV);
+        gemm_part qkv[3] = { { &L->q, b->q, (size_t)Q, NULL }, { &L->k, b->kx, (size_t)KV, NULL },
+                             { &L->v, b->vx, (size_t)KV, NULL } };
+        linears(b, b->xn, (size_t)W, E, T, 3, qkv);
         for (int t = 0; t < T; t++) {
             const float *cs = b->rope_cs + (size_t)t * hp->rope_dim;
             for (int h = 0; h < hp->n_head; h++) rope_apply(b->q + (size_t)t * Q + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
@@ -278,16 +284,14 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
             o_in = b->xn;
             o_stride = (size_t)W;
         }
-        if (needs_quant(&L->o)) quantize_rows(b, o_in, o_stride, Q, T);
-        linear(b, &L->o, o_in, o_stride, T, b->tmp, (size_t)E);
+        gemm_part o = { &L->o, b->tmp, (size_t)E, NULL };
+        linears(b, o_in, o_stride, Q, T, 1, &o);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) b->x[i] += b->tmp[i];
 
         /* feed-forward */
         for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->x + (size_t)t * E, L->ffn_norm, E, eps);
-        if (needs_quant(&L->gate)) quantize_rows(b, b->xn, (size_t)W, E, T);
-        linear(b, &L->gate, b->xn, (size_t)W, T, b->gate, (size_t)F);
-        if (needs_quant(&L->up) && !needs_quant(&L->gate)) quantize_rows(b, b->xn, (size_t)W, E, T);
-        linear(b, &L->up, b->xn, (size_t)W, T, b->up, (size_t)F);
+        gemm_part gu[2] = { { &L->gate, b->gate, (size_t)F, NULL }, { &L->up, b->up, (size_t)F, NULL } };
+        linears(b, b->xn, (size_t)W, E, T, 2, gu);
         for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
             float g = b->gate[i];
             float a = hp->act_relu2 ? (g > 0 ? g * g : 0.0f) : g / (1.0f + expf(-g));
@@ -300,8 +304,8 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
             d_in = b->xn;
             d_stride = (size_t)W;
         }
-        if (needs_quant(&L->down)) quantize_rows(b, d_in, d_stride, F, T);
-        linear(b, &L->down, d_in, d_stride, T, b->tmp, (size_t)E);
+        gemm_part down = { &L->down, b->tmp, (size_t)E, NULL };
+        linears(b, d_in, d_stride, F, T, 1, &down);
         for (size_t i = 0; i < (size_t)T * (size_t)E; i++) b->x[i] += b->tmp[i];
     }
 
@@ -317,10 +321,8 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
     for (int t0 = 0; t0 < n; t0 += g) {
         int gn = OB_MIN(g, n - t0);
         const float *in = b->xn + (size_t)t0 * W;
-        if (needs_quant(&m->output)) quantize_rows(b, in, (size_t)W, E, gn);
-        gemm_job j = { b, &m->output, gn, in, (size_t)W, logits + (size_t)t0 * hp->n_vocab, (size_t)hp->n_vocab,
-                       m->output_scale };
-        ob_pool_run(b->pool, gemm_task, &j);
+        gemm_part head = { &m->output, logits + (size_t)t0 * hp->n_vocab, (size_t)hp->n_vocab, m->output_scale };
+        linears(b, in, (size_t)W, E, gn, 1, &head);
     }
     *n_logits = n;
     return OB_OK;
@@ -466,8 +468,10 @@ static ob_status cpu_create(const ob_model *m, const ob_backend_params *p, ob_ba
     b->xq = scratch(T * (size_t)ob_act_pad(b->wide), 1, &ok);
     b->xs = scratch(T, 4, &ok);
     b->xsum = scratch(T, 4, &ok);
-    b->acc = scratch(OB_MAX(T * (size_t)b->wide, (size_t)hp->n_vocab), 4, &ok);
-    b->scores = scratch((size_t)ob_pool_size(b->pool) * (size_t)b->base.n_ctx, 4, &ok);
+    /* int32 accumulators of one fused group: [T][q + k + v] or [T][gate + up] */
+    size_t acc_w = (size_t)OB_MAX(OB_MAX(Q + 2 * b->kv_dim, 2 * (int64_t)hp->n_ff), (int64_t)hp->n_embd);
+    b->acc = scratch(OB_MAX(T * acc_w, (size_t)hp->n_vocab), 4, &ok);
+    b->scores = scratch((size_t)ob_pool_size(b->pool) * (size_t)(hp->n_head / hp->n_head_kv) * (size_t)b->base.n_ctx, 4, &ok);
     b->rope_cs = scratch(T * (size_t)hp->rope_dim, 4, &ok);
     if (!ok) {
         cpu_destroy(&b->base);

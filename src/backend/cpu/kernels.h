@@ -49,15 +49,39 @@ typedef void (*ob_f_gemm_fn)(ob_type wtype, const void *w, int64_t n_in, int64_t
 typedef void (*ob_i8_gemm_fn)(const int8_t *w, int64_t n_in, int64_t r0, int64_t r1, const int8_t *q,
                               size_t q_stride, int n_tok, int32_t *acc, size_t acc_stride);
 
+/* Attention over one KV head for a group of G query heads sharing it (GQA):
+ *   scores[g * n_pos + p] = scale * sum_d q[g * D + d] * k[p * stride + d]
+ *   out[g * D + d] = sum_p w[g * n_pos + p] * v[p * stride + d]   (out overwritten)
+ * k and v are rows of f32 or f16 (kv_type) `stride` elements apart. Float
+ * order may differ between implementations (parity criterion). */
+typedef void (*ob_attn_scores_fn)(const float *q, int G, const void *k, ob_type kv_type, size_t stride, int n_pos,
+                                  int D, float scale, float *scores);
+typedef void (*ob_attn_values_fn)(float *out, const float *w, int G, const void *v, ob_type kv_type, size_t stride,
+                                  int n_pos, int D);
+
+/* The activation quantizer with ob_quantize_row_i8's contract and bit-identical
+ * results (q, qsum and the returned s), for every input including NaN/inf. */
+typedef float (*ob_quantize_i8_fn)(const float *x, int64_t n, int64_t n_pad, int8_t *q, int32_t *qsum);
+
 typedef struct ob_cpu_kernels {
     const char *name;          /* "scalar", "avx2", "avx512vnni", "neon", ... */
     bool (*available)(void);   /* CPU supports it */
     ob_t2_gemm_fn t2_gemm;
     ob_f_gemm_fn f_gemm;
     ob_i8_gemm_fn i8_gemm;
+    ob_attn_scores_fn attn_scores; /* NULL: the scalar twin */
+    ob_attn_values_fn attn_values;
+    ob_quantize_i8_fn quantize_i8; /* NULL: ob_quantize_row_i8 */
 } ob_cpu_kernels;
 
 extern const ob_cpu_kernels ob_kernels_scalar;
+#if defined(__x86_64__)
+/* AVX2 attention (attn_avx2.c); callers check AVX2 support first. */
+void ob_attn_scores_avx2(const float *q, int G, const void *k, ob_type kv_type, size_t stride, int n_pos, int D,
+                         float scale, float *scores);
+void ob_attn_values_avx2(float *out, const float *w, int G, const void *v, ob_type kv_type, size_t stride, int n_pos,
+                         int D);
+#endif
 
 /* name NULL or "auto": the best available; "scalar": the reference twins.
  * NULL when the named set is unknown or unavailable here. */

@@ -76,6 +76,32 @@ static void i8_gemm_scalar(const int8_t *w, int64_t n_in, int64_t r0, int64_t r1
     }
 }
 
+static inline float kv_load(const void *base, ob_type t, size_t i) {
+    return t == OB_TYPE_F16 ? ob_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
+static void attn_scores_scalar(const float *q, int G, const void *k, ob_type kv_type, size_t stride, int n_pos, int D,
+                               float scale, float *scores) {
+    for (int g = 0; g < G; g++)
+        for (int p = 0; p < n_pos; p++) {
+            float s = 0;
+            for (int d = 0; d < D; d++) s += q[g * D + d] * kv_load(k, kv_type, (size_t)p * stride + (size_t)d);
+            scores[(size_t)g * (size_t)n_pos + (size_t)p] = s * scale;
+        }
+}
+
+static void attn_values_scalar(float *out, const float *w, int G, const void *v, ob_type kv_type, size_t stride,
+                               int n_pos, int D) {
+    for (int g = 0; g < G; g++) {
+        float *o = out + (size_t)g * (size_t)D;
+        for (int d = 0; d < D; d++) o[d] = 0;
+        for (int p = 0; p < n_pos; p++) {
+            float wp = w[(size_t)g * (size_t)n_pos + (size_t)p];
+            for (int d = 0; d < D; d++) o[d] += wp * kv_load(v, kv_type, (size_t)p * stride + (size_t)d);
+        }
+    }
+}
+
 static bool always(void) { return true; }
 
 const ob_cpu_kernels ob_kernels_scalar = {
@@ -84,4 +110,6 @@ const ob_cpu_kernels ob_kernels_scalar = {
     .t2_gemm = t2_gemm_scalar,
     .f_gemm = f_gemm_scalar,
     .i8_gemm = i8_gemm_scalar,
+    .attn_scores = attn_scores_scalar,
+    .attn_values = attn_values_scalar,
 };
