@@ -38,7 +38,7 @@ CPPFLAGS += -DOB_HAVE_PCRE2 $(shell pkg-config --cflags libpcre2-8)
 LDLIBS   += $(shell pkg-config --libs libpcre2-8)
 endif
 
-ENGINE_DIRS = src/core src/format src/tokenizer src/model src/backend/cpu src/runtime
+ENGINE_DIRS = src/core src/format src/tokenizer src/model src/backend src/backend/cpu src/runtime
 ENGINE_SRC  = $(foreach d,$(ENGINE_DIRS),$(wildcard $(d)/*.c))
 CLI_SRC     = $(wildcard src/cli/*.c)
 SERVER_SRC  = $(wildcard src/server/*.c)

@@ -66,6 +66,12 @@ const ob_backend_ops *ob_backend_find(const char *name);
 ob_status ob_backend_create(const char *name, const ob_model *m, const ob_backend_params *p, ob_backend **out);
 void ob_backend_destroy(ob_backend *b);
 
+/* Checks a batch against a backend's caches (sequence in range, token in the
+ * vocabulary, position inside the context and contiguous with what the
+ * sequence holds) and, only if all of it is valid, advances seq_len[] to the
+ * new lengths. Every backend calls it before touching its caches. */
+ob_status ob_batch_advance(const ob_backend *b, int *seq_len, const ob_batch *batch);
+
 extern const ob_backend_ops ob_backend_cpu;
 #ifdef OB_HAVE_CUDA
 extern const ob_backend_ops ob_backend_cuda;

@@ -331,30 +331,8 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
 static ob_status cpu_decode(ob_backend *base, const ob_batch *batch, float *logits) {
     cpu_backend *b = (cpu_backend *)base;
     const ob_hparams *hp = &b->m->hp;
-    if (batch->n <= 0) return ob_fail(OB_ERR_ARG, "empty batch");
-    /* Validate the whole batch before touching any cache. */
-    int *next = calloc((size_t)b->base.n_seq, sizeof *next);
-    if (!next) return ob_fail(OB_ERR_NOMEM, "out of memory");
-    for (int s = 0; s < b->base.n_seq; s++) next[s] = -1;
-    for (int t = 0; t < batch->n; t++) {
-        int s = batch->seq ? batch->seq[t] : 0, p = batch->pos[t];
-        ob_status st = OB_OK;
-        if (s < 0 || s >= b->base.n_seq) st = ob_fail(OB_ERR_ARG, "sequence %d out of range (%d slots)", s, b->base.n_seq);
-        else if (batch->token[t] < 0 || batch->token[t] >= hp->n_vocab)
-            st = ob_fail(OB_ERR_RANGE, "token id %d out of range (vocabulary %d)", batch->token[t], hp->n_vocab);
-        else if (p >= b->base.n_ctx)
-            st = ob_fail(OB_ERR_RANGE, "context is full (%d positions)", b->base.n_ctx);
-        else if (p < 0 || (next[s] < 0 ? p > b->seq_len[s] : p != next[s]))
-            st = ob_fail(OB_ERR_ARG, "position %d of sequence %d is not contiguous with its cache", p, s);
-        if (st) {
-            free(next);
-            return st;
-        }
-        next[s] = p + 1;
-    }
-    for (int s = 0; s < b->base.n_seq; s++)
-        if (next[s] >= 0) b->seq_len[s] = next[s];
-    free(next);
+    ob_status st = ob_batch_advance(base, b->seq_len, batch);
+    if (st) return st;
 
     uint8_t want_chunk[MAX_CHUNK];
     float *out = logits;
@@ -363,7 +341,7 @@ static ob_status cpu_decode(ob_backend *base, const ob_batch *batch, float *logi
         for (int t = 0; t < T; t++)
             want_chunk[t] = batch->logits ? batch->logits[c0 + t] != 0 : (c0 + t == batch->n - 1);
         int n_out = 0;
-        ob_status st = forward_chunk(b, T, batch->token + c0, batch->pos + c0, batch->seq ? batch->seq + c0 : NULL,
+        st = forward_chunk(b, T, batch->token + c0, batch->pos + c0, batch->seq ? batch->seq + c0 : NULL,
                                      want_chunk, out, &n_out);
         if (st) return st;
         if (out) out += (size_t)n_out * (size_t)hp->n_vocab;
