@@ -1,0 +1,1127 @@
+/* CUDA kernels of the decode and prefill paths (layouts: cuda_internal.h).
+ *
+ * Numerics follow backend/cpu/kernels.h exactly where the contract is exact:
+ * int8 activation quantization (float32 products, round half to even via
+ * rintf), integer ternary dot products, then y = acc / s * beta in float32.
+ * Products and sums that the CPU writes as separate operations use __fmul_rn /
+ * __fadd_rn so nvcc cannot contract them into FMAs. Float reductions (norms,
+ * float GEMV, attention) differ from the CPU only in summation order. */
+#include "backend/cuda/cuda_internal.h"
+
+#include <math.h>
+
+#define WARPS (CU_THREADS / 32)
+
+/* Every kernel is launched through here: with programmatic dependent launch
+ * when cu_pdl is set (each kernel waits with OB_PDL_WAIT before it reads what
+ * earlier kernels wrote), else as a plain launch. */
+static bool cu_pdl = true;
+void cu_set_pdl(bool on) { cu_pdl = on; }
+
+template <typename... KArgs, typename... Args>
+static cudaError_t launch_k(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st, Args... args) {
+    if (smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    /* One shared-memory carve-out for every kernel, so consecutive kernels of
+     * a step never wait for the SMs to reconfigure L1 versus shared memory. */
+    cudaError_t ce = cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, 50);
+    if (ce != cudaSuccess) return ce;
+#if defined(OB_GPU_HIP)
+    k<<<grid, block, smem, st>>>(args...);
+    return cudaGetLastError();
+#else
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = cu_pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, k, args...);
+#endif
+}
+
+/* ---- block reductions (CU_THREADS threads; every thread gets the result) -- */
+
+__device__ static float warp_sum(float v) {
+    for (int o = 16; o; o >>= 1) v += OB_SHFL_XOR(v, o);
+    return v;
+}
+__device__ static float warp_max(float v) {
+    for (int o = 16; o; o >>= 1) v = fmaxf(v, OB_SHFL_XOR(v, o));
+    return v;
+}
+__device__ static int warp_sum_i(int v) {
+    for (int o = 16; o; o >>= 1) v += OB_SHFL_XOR(v, o);
+    return v;
+}
+
+/* sh: WARPS values of scratch. The tree and the order of the final sum are
+ * fixed, so every block computes bitwise the same result from the same data. */
+__device__ static float block_max(float v, float *sh) {
+    v = warp_max(v);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float t = sh[0];
+    for (int i = 1; i < WARPS; i++) t = fmaxf(t, sh[i]);
+    __syncthreads();
+    return t;
+}
+__device__ static double block_sum_d(double v, double *sh) {
+    for (int o = 16; o; o >>= 1) v += OB_SHFL_XOR(v, o);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double t = 0.0;
+    for (int i = 0; i < WARPS; i++) t += sh[i];
+    __syncthreads();
+    return t;
+}
+__device__ static int block_sum_i(int v, int *sh) {
+    v = warp_sum_i(v);
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    int t = 0;
+    for (int i = 0; i < WARPS; i++) t += sh[i];
+    __syncthreads();
+    return t;
+}
+
+/* ---- prologues: RMSNorm (optional) and int8 quantization of one row -------
+ * The row is staged once in shared memory (xs) with independent, unrolled
+ * loads; every later pass reads it there. */
+
+/* xs[0..K) = x, RMS-normalized with weight `norm` when it is not NULL:
+ * x * (1 / sqrt(mean(x^2) + eps)) * norm, the sum of squares in double as the
+ * CPU computes it, so the scale almost always matches it bitwise despite the
+ * different summation order. */
+__device__ static void stage_row(const float *x, int K, const float *norm, float eps, float *xs) {
+    __shared__ double shd[WARPS];
+    double ss = 0.0;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < K; i += CU_THREADS) {
+        float v = x[i];
+        xs[i] = v;
+        ss += (double)v * (double)v;
+    }
+    if (!norm) return; /* each thread reads back only the elements it wrote */
+    ss = block_sum_d(ss, shd);
+    float inv = 1.0f / sqrtf((float)(ss / (double)K) + eps);
+#pragma unroll 4
+    for (int i = threadIdx.x; i < K; i += CU_THREADS) xs[i] = __fmul_rn(__fmul_rn(xs[i], inv), norm[i]);
+}
+
+/* Stages the row in xs, then q[0..K_pad) = its int8 quantization (zero
+ * padded); returns s, *qsum = sum q. Ends with the block in sync. */
+__device__ static float quantize_row(const float *x, int K, int K_pad, const float *norm, float eps, float *xs,
+                                     int8_t *q, int *qsum, float *shf, int *shi) {
+    stage_row(x, K, norm, eps, xs);
+    float m = 1e-5f;
+    for (int i = threadIdx.x; i < K; i += CU_THREADS) m = fmaxf(m, fabsf(xs[i]));
+    m = block_max(m, shf);
+    float s = 127.0f / m;
+    int sum = 0;
+    for (int i = threadIdx.x; i < K_pad; i += CU_THREADS) {
+        int v = 0;
+        if (i < K) v = (int)fminf(fmaxf(rintf(__fmul_rn(xs[i], s)), -128.0f), 127.0f);
+        q[i] = (int8_t)v;
+        sum += v;
+    }
+    *qsum = block_sum_i(sum, shi);
+    return s;
+}
+
+/* The same with the row in registers (K % 4 == 0, K <= 1024 * NV): float4
+ * loads, packed char4 stores, no staging pass. The norm weights are loaded
+ * before OB_PDL_WAIT (they do not depend on the predecessor kernel), which
+ * this function calls. Bitwise the same results as quantize_row. */
+template <int NV>
+__device__ static float quantize_row_fast(const float *x, int K, int K_pad, const float *norm, float eps, int8_t *q,
+                                          int *qsum, float *shf, int *shi) {
+    __shared__ double shd[WARPS];
+    const int K4 = K / 4;
+    float4 g[NV], v[NV];
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        int j = threadIdx.x + i * CU_THREADS;
+        if (norm && j < K4) g[i] = OB_LDG((const float4 *)norm + j);
+    }
+    OB_PDL_WAIT();
+    double ss = 0.0;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        int j = threadIdx.x + i * CU_THREADS;
+        if (j < K4) {
+            v[i] = ((const float4 *)x)[j];
+            if (norm)
+                ss += ((double)v[i].x * v[i].x + (double)v[i].y * v[i].y) +
+                      ((double)v[i].z * v[i].z + (double)v[i].w * v[i].w);
+        }
+    }
+    float inv = 1.0f;
+    if (norm) {
+        ss = block_sum_d(ss, shd);
+        inv = 1.0f / sqrtf((float)(ss / (double)K) + eps);
+    }
+    float m = 1e-5f;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        int j = threadIdx.x + i * CU_THREADS;
+        if (j < K4) {
+            if (norm) {
+                v[i].x = __fmul_rn(__fmul_rn(v[i].x, inv), g[i].x);
+                v[i].y = __fmul_rn(__fmul_rn(v[i].y, inv), g[i].y);
+                v[i].z = __fmul_rn(__fmul_rn(v[i].z, inv), g[i].z);
+                v[i].w = __fmul_rn(__fmul_rn(v[i].w, inv), g[i].w);
+            }
+            m = fmaxf(m, fmaxf(fmaxf(fabsf(v[i].x), fabsf(v[i].y)), fmaxf(fabsf(v[i].z), fabsf(v[i].w))));
+        }
+    }
+    m = block_max(m, shf);
+    float s = 127.0f / m;
+    int sum = 0;
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        int j = threadIdx.x + i * CU_THREADS;
+        if (j < K4) {
+            int a = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].x, s)), -128.0f), 127.0f);
+            int b = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].y, s)), -128.0f), 127.0f);
+            int c = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].z, s)), -128.0f), 127.0f);
+            int d = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].w, s)), -128.0f), 127.0f);
+            sum += a + b + c + d;
+            ((char4 *)q)[j] = make_char4((signed char)a, (signed char)b, (signed char)c, (signed char)d);
+        }
+    }
+    for (int j = K4 + threadIdx.x; j < K_pad / 4; j += CU_THREADS) ((int *)q)[j] = 0;
+    *qsum = block_sum_i(sum, shi);
+    return s;
+}
+
+/* Picks the register-resident prologue when the row fits, else the staged one. */
+__device__ static float quantize_any(const float *x, int K, int K_pad, const float *norm, float eps, float *xs,
+                                     int8_t *q, int *qsum, float *shf, int *shi) {
+    if (K % 4 == 0 && K <= 4 * CU_THREADS * 3) return quantize_row_fast<3>(x, K, K_pad, norm, eps, q, qsum, shf, shi);
+    if (K % 4 == 0 && K <= 4 * CU_THREADS * 7) return quantize_row_fast<7>(x, K, K_pad, norm, eps, q, qsum, shf, shi);
+    OB_PDL_WAIT();
+    return quantize_row(x, K, K_pad, norm, eps, xs, q, qsum, shf, shi);
+}
+
+/* Dynamic shared memory of a prologue: xs (K floats, 16-byte rounded) then q. */
+__host__ __device__ static inline size_t xs_bytes(int K) { return ((size_t)K * 4 + 15) / 16 * 16; }
+
+/* ---- epilogues ---------------------------------------------------------- */
+
+__device__ static inline float act_relu2(float g) { return g > 0.0f ? __fmul_rn(g, g) : 0.0f; }
+__device__ static inline float act_silu(float g) { return __fdiv_rn(g, __fadd_rn(1.0f, expf(-g))); }
+
+__device__ static inline unsigned long long argmax_key(float v, unsigned row) {
+    unsigned u = __float_as_uint(v);
+    unsigned o = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((unsigned long long)o << 32) | (0xffffffffu - row);
+}
+
+/* ysm: the block's n physical rows starting at physical row prow0 (a multiple
+ * of CU_GROUP). y: this token's output row. Ends with the block in sync. */
+template <int EPI>
+__device__ static void epilogue(const float *ysm, int n, int prow0, const cu_linear &L, float *y,
+                                unsigned long long *amax) {
+    int t = threadIdx.x;
+    if (t < n) {
+        if (EPI == CU_EPI_STORE || EPI == CU_EPI_ADD) {
+            int r = prow0 + t;
+            if (r < L.n_out) y[r] = EPI == CU_EPI_ADD ? __fadd_rn(y[r], ysm[t]) : ysm[t];
+        } else if ((t & 15) < 8) {
+            int r = (prow0 + t - (t & 15)) / 2 + (t & 15);
+            float g = ysm[t], u = ysm[t + 8];
+            if (r < L.n_out) y[r] = __fmul_rn(EPI == CU_EPI_GLU_RELU2 ? act_relu2(g) : act_silu(g), u);
+        }
+    }
+    if (EPI == CU_EPI_STORE && amax) {
+        if (t < 32) {
+            unsigned long long best = 0;
+            for (int i = t; i < n; i += 32)
+                if (prow0 + i < L.n_out) {
+                    unsigned long long k = argmax_key(ysm[i], (unsigned)(prow0 + i));
+                    best = k > best ? k : best;
+                }
+            for (int o = 16; o; o >>= 1) {
+                unsigned long long k = OB_SHFL_XOR(best, o);
+                best = k > best ? k : best;
+            }
+            if (t == 0 && best) atomicMax(amax, best);
+        }
+    }
+    __syncthreads();
+}
+
+/* ---- ternary GEMV --------------------------------------------------------- */
+
+#define T2_MASK 0x03030303
+
+/* acc += sum over one 64-weight chunk of code * q (q: 64 int8 in smem). */
+__device__ static inline int dot64(uint4 w, const int8_t *q, int acc) {
+    const int4 *a = (const int4 *)q;
+    int4 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    acc = OB_DP4A((int)(w.x & T2_MASK), a0.x, acc);
+    acc = OB_DP4A((int)((w.x >> 2) & T2_MASK), a0.y, acc);
+    acc = OB_DP4A((int)((w.x >> 4) & T2_MASK), a0.z, acc);
+    acc = OB_DP4A((int)((w.x >> 6) & T2_MASK), a0.w, acc);
+    acc = OB_DP4A((int)(w.y & T2_MASK), a1.x, acc);
+    acc = OB_DP4A((int)((w.y >> 2) & T2_MASK), a1.y, acc);
+    acc = OB_DP4A((int)((w.y >> 4) & T2_MASK), a1.z, acc);
+    acc = OB_DP4A((int)((w.y >> 6) & T2_MASK), a1.w, acc);
+    acc = OB_DP4A((int)(w.z & T2_MASK), a2.x, acc);
+    acc = OB_DP4A((int)((w.z >> 2) & T2_MASK), a2.y, acc);
+    acc = OB_DP4A((int)((w.z >> 4) & T2_MASK), a2.z, acc);
+    acc = OB_DP4A((int)((w.z >> 6) & T2_MASK), a2.w, acc);
+    acc = OB_DP4A((int)(w.w & T2_MASK), a3.x, acc);
+    acc = OB_DP4A((int)((w.w >> 2) & T2_MASK), a3.y, acc);
+    acc = OB_DP4A((int)((w.w >> 4) & T2_MASK), a3.z, acc);
+    acc = OB_DP4A((int)((w.w >> 6) & T2_MASK), a3.w, acc);
+    return acc;
+}
+
+#define T2_PREFETCH 8 /* chunks per thread held in registers before the prologue */
+
+/* Block: 16 rows x 16 K-slices (thread t: row t%16, slice t/16, chunks
+ * slice, slice+16, ...), GPB groups of 16 rows. grid = (groups/GPB, n_tok).
+ * The weights of all GPB groups (up to T2_PREFETCH chunks per thread) are
+ * loaded before the prologue, so their latency hides behind the norm and the
+ * quantization (and, with PDL, behind the previous kernel's tail). */
+template <int GPB, int EPI, int NV>
+__global__ void __launch_bounds__(CU_THREADS) k_gemv_t2(cu_linear L, cu_input in, float *y, int ldy,
+                                                        unsigned long long *amax) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float *xs = (float *)smem;
+    int8_t *qs = (int8_t *)(smem + xs_bytes(L.K));
+    __shared__ int red[16][17];
+    __shared__ float ysm[CU_GROUP * GPB];
+    __shared__ float shf[WARPS];
+    __shared__ int shi[WARPS];
+    const int tid = threadIdx.x, row = tid & 15, slice = tid >> 4, tok = blockIdx.y;
+    const int nchunk = L.ld / CU_CHUNK, n_groups = L.n_phys / CU_GROUP;
+    const uint4 *W = (const uint4 *)L.w;
+    const int g0 = blockIdx.x * GPB, ng = min(GPB, n_groups - g0);
+
+    uint4 wr[T2_PREFETCH]; /* chunks slice + 16 i of the first group */
+    const uint4 *wg = W + (size_t)g0 * nchunk * 16 + row;
+#pragma unroll
+    for (int i = 0; i < T2_PREFETCH; i++) {
+        int c = slice + 16 * i;
+        if (c < nchunk) wr[i] = OB_LDG(wg + (size_t)c * 16);
+    }
+    OB_PDL_LAUNCH();
+    /* the prologue waits for the predecessor's output; NV: float4 per thread
+     * of the register-resident path (0: the staged path) */
+    int qsum;
+    float s;
+    const float *x = in.x + (size_t)tok * in.ldx;
+    if (NV) {
+        s = quantize_row_fast<NV ? NV : 1>(x, L.K, L.ld, in.norm, in.eps, qs, &qsum, shf, shi);
+    } else {
+        OB_PDL_WAIT();
+        s = quantize_row(x, L.K, L.ld, in.norm, in.eps, xs, qs, &qsum, shf, shi);
+    }
+
+    for (int grp = 0; grp < ng; grp++) {
+        wg = W + (size_t)(g0 + grp) * nchunk * 16 + row;
+        if (grp > 0) {
+#pragma unroll
+            for (int i = 0; i < T2_PREFETCH; i++) {
+                int c = slice + 16 * i;
+                if (c < nchunk) wr[i] = OB_LDG(wg + (size_t)c * 16);
+            }
+        }
+        int acc = 0;
+#pragma unroll
+        for (int i = 0; i < T2_PREFETCH; i++) {
+            int c = slice + 16 * i;
+            if (c < nchunk) acc = dot64(wr[i], qs + c * CU_CHUNK, acc);
+        }
+        for (int c = slice + 16 * T2_PREFETCH; c < nchunk; c += 16)
+            acc = dot64(OB_LDG(wg + (size_t)c * 16), qs + c * CU_CHUNK, acc);
+        red[slice][row] = acc;
+        __syncthreads();
+        if (tid < 16) {
+            int t = 0;
+            for (int i = 0; i < 16; i++) t += red[i][tid];
+            t -= qsum;
+            ysm[grp * 16 + tid] = __fmul_rn(__fmul_rn((float)t, __fdiv_rn(1.0f, s)), L.beta[(g0 + grp) * 16 + tid]);
+        }
+        __syncthreads();
+    }
+    epilogue<EPI>(ysm, ng * 16, g0 * CU_GROUP, L, y + (size_t)tok * ldy, amax ? amax + tok : NULL);
+}
+
+/* ---- float-weight GEMV (F32/F16/BF16 rows) -------------------------------- */
+
+template <typename WT> struct wtraits;
+template <> struct wtraits<float> {
+    static __device__ inline float get(const float *p, int i) { return p[i]; }
+    enum { VEC = 4 };
+    static __device__ inline float dot16(uint4 v, const float *x) {
+        return __uint_as_float(v.x) * x[0] + __uint_as_float(v.y) * x[1] + __uint_as_float(v.z) * x[2] +
+               __uint_as_float(v.w) * x[3];
+    }
+};
+__device__ static inline float2 h2f(unsigned u) {
+    __half2 h = *(__half2 *)&u;
+    return __half22float2(h);
+}
+__device__ static inline float2 b2f(unsigned u) {
+    return make_float2(__uint_as_float(u << 16), __uint_as_float(u & 0xffff0000u));
+}
+template <> struct wtraits<__half> {
+    static __device__ inline float get(const __half *p, int i) { return __half2float(p[i]); }
+    enum { VEC = 8 };
+    static __device__ inline float dot16(uint4 v, const float *x) {
+        float2 a = h2f(v.x), b = h2f(v.y), c = h2f(v.z), d = h2f(v.w);
+        return a.x * x[0] + a.y * x[1] + b.x * x[2] + b.y * x[3] + c.x * x[4] + c.y * x[5] + d.x * x[6] + d.y * x[7];
+    }
+};
+template <> struct wtraits<__nv_bfloat16> {
+    static __device__ inline float get(const __nv_bfloat16 *p, int i) { return __bfloat162float(p[i]); }
+    enum { VEC = 8 };
+    static __device__ inline float dot16(uint4 v, const float *x) {
+        float2 a = b2f(v.x), b = b2f(v.y), c = b2f(v.z), d = b2f(v.w);
+        return a.x * x[0] + a.y * x[1] + b.x * x[2] + b.y * x[3] + c.x * x[4] + c.y * x[5] + d.x * x[6] + d.y * x[7];
+    }
+};
+
+#define F_RPW 8 /* rows per warp: a block covers WARPS * F_RPW = 64 physical rows */
+
+template <typename WT, int EPI>
+__global__ void __launch_bounds__(CU_THREADS) k_gemv_f(cu_linear L, cu_input in, float *y, int ldy,
+                                                       unsigned long long *amax) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float *xs = (float *)smem;
+    __shared__ float ysm[WARPS * F_RPW];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, tok = blockIdx.y;
+    const int prow0 = blockIdx.x * WARPS * F_RPW;
+    OB_PDL_LAUNCH();
+    OB_PDL_WAIT();
+    stage_row(in.x + (size_t)tok * in.ldx, L.K, in.norm, in.eps, xs);
+    __syncthreads();
+
+    const WT *W = (const WT *)L.w;
+    float acc[F_RPW];
+    const WT *wrow[F_RPW];
+#pragma unroll
+    for (int j = 0; j < F_RPW; j++) {
+        int r = prow0 + warp * F_RPW + j;
+        acc[j] = 0.0f;
+        wrow[j] = r < L.n_phys ? W + (size_t)r * L.ld : NULL;
+    }
+    const int V = wtraits<WT>::VEC;
+    if (L.K % V == 0 && L.ld % V == 0) {
+        for (int c = lane * V; c < L.K; c += 32 * V) {
+            uint4 wv[F_RPW];
+#pragma unroll
+            for (int j = 0; j < F_RPW; j++)
+                if (wrow[j]) wv[j] = OB_LDG((const uint4 *)(wrow[j] + c));
+#pragma unroll
+            for (int j = 0; j < F_RPW; j++)
+                if (wrow[j]) acc[j] += wtraits<WT>::dot16(wv[j], xs + c);
+        }
+    } else {
+        for (int c = lane; c < L.K; c += 32) {
+#pragma unroll
+            for (int j = 0; j < F_RPW; j++)
+                if (wrow[j]) acc[j] += wtraits<WT>::get(wrow[j], c) * xs[c];
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < F_RPW; j++) {
+        float v = warp_sum(acc[j]);
+        if (lane == 0) ysm[warp * F_RPW + j] = v;
+    }
+    __syncthreads();
+    int n = min(WARPS * F_RPW, L.n_phys - prow0);
+    epilogue<EPI>(ysm, n, prow0, L, y + (size_t)tok * ldy, amax ? amax + tok : NULL);
+}
+
+/* ---- int8-weight GEMV (quantized lm_head) -------------------------------- */
+
+__global__ void __launch_bounds__(CU_THREADS) k_gemv_i8(cu_linear L, cu_input in, float *y, int ldy,
+                                                        unsigned long long *amax) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float *xs = (float *)smem;
+    int8_t *qs = (int8_t *)(smem + xs_bytes(L.K));
+    __shared__ float ysm[WARPS * F_RPW];
+    __shared__ float shf[WARPS];
+    __shared__ int shi[WARPS];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, tok = blockIdx.y;
+    const int prow0 = blockIdx.x * WARPS * F_RPW;
+    OB_PDL_LAUNCH();
+    int qsum;
+    float s = quantize_any(in.x + (size_t)tok * in.ldx, L.K, L.ld, in.norm, in.eps, xs, qs, &qsum, shf, shi);
+    const int8_t *W = (const int8_t *)L.w;
+    int acc[F_RPW];
+    const int8_t *wrow[F_RPW];
+#pragma unroll
+    for (int j = 0; j < F_RPW; j++) {
+        int r = prow0 + warp * F_RPW + j;
+        acc[j] = 0;
+        wrow[j] = r < L.n_phys ? W + (size_t)r * L.ld : NULL;
+    }
+    for (int c = lane * 16; c < L.ld; c += 512) {
+        uint4 wv[F_RPW];
+#pragma unroll
+        for (int j = 0; j < F_RPW; j++)
+            if (wrow[j]) wv[j] = OB_LDG((const uint4 *)(wrow[j] + c));
+        int4 a = *(const int4 *)(qs + c);
+#pragma unroll
+        for (int j = 0; j < F_RPW; j++)
+            if (wrow[j]) {
+                acc[j] = OB_DP4A((int)wv[j].x, a.x, acc[j]);
+                acc[j] = OB_DP4A((int)wv[j].y, a.y, acc[j]);
+                acc[j] = OB_DP4A((int)wv[j].z, a.z, acc[j]);
+                acc[j] = OB_DP4A((int)wv[j].w, a.w, acc[j]);
+            }
+    }
+#pragma unroll
+    for (int j = 0; j < F_RPW; j++) {
+        int v = warp_sum_i(acc[j]);
+        int r = prow0 + warp * F_RPW + j;
+        if (lane == 0 && r < L.n_phys) ysm[warp * F_RPW + j] = __fmul_rn(__fmul_rn((float)v, __fdiv_rn(1.0f, s)), L.beta[r]);
+    }
+    __syncthreads();
+    int n = min(WARPS * F_RPW, L.n_phys - prow0);
+    epilogue<CU_EPI_STORE>(ysm, n, prow0, L, y + (size_t)tok * ldy, amax ? amax + tok : NULL);
+}
+
+/* ---- launch: cu_gemv ------------------------------------------------------ */
+
+size_t cu_gemv_smem(const cu_linear *L) {
+    switch (L->kind) {
+    case CU_W_T2:
+    case CU_W_I8: return xs_bytes(L->K) + (size_t)L->ld;
+    default: return xs_bytes(L->K);
+    }
+}
+
+template <typename KERN> static cudaError_t launch(KERN k, dim3 grid, size_t smem, cudaStream_t st, const cu_linear *L,
+                                                   const cu_input *in, float *y, int ldy, unsigned long long *amax) {
+    return launch_k(k, grid, dim3(CU_THREADS), smem, st, *L, *in, y, ldy, amax);
+}
+
+template <int EPI> static cudaError_t gemv_epi(const cu_linear *L, const cu_input *in, int n_tok, float *y, int ldy,
+                                               unsigned long long *amax, cudaStream_t st) {
+    size_t smem = cu_gemv_smem(L);
+    int n_groups = L->n_phys / CU_GROUP;
+    int fblocks = (L->n_phys + WARPS * F_RPW - 1) / (WARPS * F_RPW);
+    switch (L->kind) {
+    case CU_W_T2: {
+        /* two groups per block when that still gives about two blocks per SM
+         * and every weight of both fits the prefetch registers */
+        bool two = n_groups * n_tok >= 2 * 264;
+        int nv = L->K % 4 ? 0 : L->K <= 3 * 4 * CU_THREADS ? 3 : L->K <= 7 * 4 * CU_THREADS ? 7 : 0;
+        dim3 g1(n_groups, n_tok), g2((n_groups + 1) / 2, n_tok);
+        if (nv == 3)
+            return two ? launch(k_gemv_t2<2, EPI, 3>, g2, smem, st, L, in, y, ldy, amax)
+                       : launch(k_gemv_t2<1, EPI, 3>, g1, smem, st, L, in, y, ldy, amax);
+        if (nv == 7)
+            return two ? launch(k_gemv_t2<2, EPI, 7>, g2, smem, st, L, in, y, ldy, amax)
+                       : launch(k_gemv_t2<1, EPI, 7>, g1, smem, st, L, in, y, ldy, amax);
+        return two ? launch(k_gemv_t2<2, EPI, 0>, g2, smem, st, L, in, y, ldy, amax)
+                   : launch(k_gemv_t2<1, EPI, 0>, g1, smem, st, L, in, y, ldy, amax);
+    }
+    case CU_W_F32: return launch(k_gemv_f<float, EPI>, dim3(fblocks, n_tok), smem, st, L, in, y, ldy, amax);
+    case CU_W_F16: return launch(k_gemv_f<__half, EPI>, dim3(fblocks, n_tok), smem, st, L, in, y, ldy, amax);
+    case CU_W_BF16:
+        return launch(k_gemv_f<__nv_bfloat16, EPI>, dim3(fblocks, n_tok), smem, st, L, in, y, ldy, amax);
+    case CU_W_I8:
+        if (EPI != CU_EPI_STORE) return cudaErrorInvalidValue;
+        return launch(k_gemv_i8, dim3(fblocks, n_tok), smem, st, L, in, y, ldy, amax);
+    }
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t cu_gemv(const cu_linear *L, const cu_input *in, int n_tok, float *y, int ldy, unsigned long long *amax,
+                    cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    switch (L->epi) {
+    case CU_EPI_STORE: return gemv_epi<CU_EPI_STORE>(L, in, n_tok, y, ldy, amax, st);
+    case CU_EPI_ADD: return gemv_epi<CU_EPI_ADD>(L, in, n_tok, y, ldy, NULL, st);
+    case CU_EPI_GLU_RELU2: return gemv_epi<CU_EPI_GLU_RELU2>(L, in, n_tok, y, ldy, NULL, st);
+    case CU_EPI_GLU_SILU: return gemv_epi<CU_EPI_GLU_SILU>(L, in, n_tok, y, ldy, NULL, st);
+    }
+    return cudaErrorInvalidValue;
+}
+
+/* ---- prefill: norm + quantization of whole rows ------------------------- */
+
+__global__ void __launch_bounds__(CU_THREADS) k_norm_quant(cu_input in, int K, int K_pad, int8_t *q, float *s,
+                                                           int *qsum) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ float shf[WARPS];
+    __shared__ int shi[WARPS];
+    int t = blockIdx.x, sum;
+    OB_PDL_LAUNCH();
+    float sc = quantize_any(in.x + (size_t)t * in.ldx, K, K_pad, in.norm, in.eps, (float *)smem, q + (size_t)t * K_pad,
+                            &sum, shf, shi);
+    if (threadIdx.x == 0) {
+        s[t] = sc;
+        qsum[t] = sum;
+    }
+}
+
+cudaError_t cu_norm_quant(const cu_input *in, int K, int K_pad, int n_tok, int8_t *q, float *s, int *qsum,
+                          cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    return launch_k(k_norm_quant, dim3(n_tok), dim3(CU_THREADS), xs_bytes(K), st, *in, K, K_pad, q, s, qsum);
+}
+
+__global__ void __launch_bounds__(CU_THREADS) k_norm_rows(cu_input in, int K, float *xn) {
+    int t = blockIdx.x;
+    OB_PDL_LAUNCH();
+    OB_PDL_WAIT();
+    stage_row(in.x + (size_t)t * in.ldx, K, in.norm, in.eps, xn + (size_t)t * K);
+}
+
+cudaError_t cu_norm_rows(const cu_input *in, int K, int n_tok, float *xn, cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    return launch_k(k_norm_rows, dim3(n_tok), dim3(CU_THREADS), 0, st, *in, K, xn);
+}
+
+/* ---- prefill: ternary x int8 GEMM on tensor cores ----------------------- */
+
+#define GM_ROWS 64  /* physical rows per block: 4 warps x one 16-row group */
+#define GM_TOK 64   /* tokens per block: 8 mma n-tiles of 8 */
+#define GM_QLD 80   /* smem row stride of the token tile (64 bytes + 16: no bank conflicts) */
+
+#ifdef OB_GPU_HAVE_MMA_S8
+__device__ static inline void mma_s8(int *c, int a0, int a1, int a2, int a3, int b0, int b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+__device__ static inline unsigned word_of(uint4 v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
+#endif
+
+
+/* Block: 4 warps; warp w computes group blockIdx.x*4+w (16 rows) x 64 tokens.
+ * Per 64-weight chunk: the token tile goes to smem, each lane loads the
+ * chunks of rows lane/4 and lane/4+8 (the A fragment rows), decodes 2-bit
+ * codes to int8 with shift+mask and issues 2 x 8 mma m16n8k32. Accumulator
+ * c[nt][0..1]: row lane/4, tokens nt*8 + (lane%4)*2 + {0,1}; c[nt][2..3]: row +8. */
+template <int EPI>
+__global__ void __launch_bounds__(128) k_gemm_t2(cu_linear L, const int8_t *q, const float *s, const int *qsum,
+                                                 int n_tok, float *y, int ldy) {
+    __shared__ __align__(16) int8_t qt[GM_TOK * GM_QLD];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = blockIdx.x * 4 + warp, tok0 = blockIdx.y * GM_TOK;
+    const int nchunk = L.ld / CU_CHUNK, n_groups = L.n_phys / CU_GROUP;
+    const bool active = g < n_groups;
+    const int gr = lane >> 2, tig = lane & 3;
+    const uint4 *W = (const uint4 *)L.w + (size_t)(active ? g : 0) * nchunk * 16;
+    int acc[8][4];
+#pragma unroll
+    for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0;
+
+    /* registers hold chunk c+1 (token tile slice and A rows) while chunk c computes */
+    uint4 qv[2], w0 = make_uint4(0, 0, 0, 0), w1 = w0;
+    auto load = [&](int c) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            int idx = tid + 128 * i, t = tok0 + (idx >> 2);
+            qv[i] = t < n_tok ? *(const uint4 *)(q + (size_t)t * L.ld + c * CU_CHUNK + (idx & 3) * 16)
+                              : make_uint4(0, 0, 0, 0);
+        }
+        if (active) {
+            w0 = OB_LDG(W + (size_t)c * 16 + gr);
+            w1 = OB_LDG(W + (size_t)c * 16 + gr + 8);
+        }
+    };
+    OB_PDL_LAUNCH();
+    OB_PDL_WAIT();
+    load(0);
+    for (int c = 0; c < nchunk; c++) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            int idx = tid + 128 * i;
+            *(uint4 *)(qt + (idx >> 2) * GM_QLD + (idx & 3) * 16) = qv[i];
+        }
+        const uint4 cw0 = w0, cw1 = w1;
+        __syncthreads();
+        if (c + 1 < nchunk) load(c + 1);
+        if (active) {
+#ifdef OB_GPU_HAVE_MMA_S8
+#pragma unroll
+            for (int ks = 0; ks < 2; ks++) {
+                int sh = 2 * tig;
+                int a0 = (int)((word_of(cw0, 2 * ks) >> sh) & T2_MASK);
+                int a1 = (int)((word_of(cw1, 2 * ks) >> sh) & T2_MASK);
+                int a2 = (int)((word_of(cw0, 2 * ks + 1) >> sh) & T2_MASK);
+                int a3 = (int)((word_of(cw1, 2 * ks + 1) >> sh) & T2_MASK);
+#pragma unroll
+                for (int nt = 0; nt < 8; nt++) {
+                    const int8_t *b = qt + (nt * 8 + gr) * GM_QLD + ks * 32 + tig * 4;
+                    mma_s8(acc[nt], a0, a1, a2, a3, *(const int *)b, *(const int *)(b + 16));
+                }
+            }
+#else
+            /* Portable fallback: each lane computes its accumulator elements
+             * from the whole chunks of its two rows with dp4a. */
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                const int8_t *b = qt + (nt * 8 + tig * 2) * GM_QLD;
+                acc[nt][0] = dot64(cw0, b, acc[nt][0]);
+                acc[nt][1] = dot64(cw0, b + GM_QLD, acc[nt][1]);
+                acc[nt][2] = dot64(cw1, b, acc[nt][2]);
+                acc[nt][3] = dot64(cw1, b + GM_QLD, acc[nt][3]);
+            }
+#endif
+        }
+        __syncthreads();
+    }
+    if (!active) return;
+    const int r0 = g * 16 + gr, r1 = r0 + 8;
+    const float b0 = L.beta[r0], b1 = L.beta[r1];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            int t = tok0 + nt * 8 + tig * 2 + e;
+            if (t >= n_tok) continue;
+            float inv_s = __fdiv_rn(1.0f, s[t]);
+            int qs = qsum[t];
+            float v0 = __fmul_rn(__fmul_rn((float)(acc[nt][e] - qs), inv_s), b0);
+            float v1 = __fmul_rn(__fmul_rn((float)(acc[nt][2 + e] - qs), inv_s), b1);
+            float *yt = y + (size_t)t * ldy;
+            if (EPI == CU_EPI_STORE || EPI == CU_EPI_ADD) {
+                if (r0 < L.n_out) yt[r0] = EPI == CU_EPI_ADD ? __fadd_rn(yt[r0], v0) : v0;
+                if (r1 < L.n_out) yt[r1] = EPI == CU_EPI_ADD ? __fadd_rn(yt[r1], v1) : v1;
+            } else {
+                int r = g * 8 + gr;
+                if (r < L.n_out) yt[r] = __fmul_rn(EPI == CU_EPI_GLU_RELU2 ? act_relu2(v0) : act_silu(v0), v1);
+            }
+        }
+    }
+}
+
+cudaError_t cu_gemm_t2(const cu_linear *L, const int8_t *q, const float *s, const int *qsum, int n_tok, float *y,
+                       int ldy, cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    if (L->kind != CU_W_T2) return cudaErrorInvalidValue;
+    dim3 grid((L->n_phys / CU_GROUP + 3) / 4, (n_tok + GM_TOK - 1) / GM_TOK);
+    switch (L->epi) {
+    case CU_EPI_STORE: return launch_k(k_gemm_t2<CU_EPI_STORE>, grid, dim3(128), 0, st, *L, q, s, qsum, n_tok, y, ldy);
+    case CU_EPI_ADD: return launch_k(k_gemm_t2<CU_EPI_ADD>, grid, dim3(128), 0, st, *L, q, s, qsum, n_tok, y, ldy);
+    case CU_EPI_GLU_RELU2:
+        return launch_k(k_gemm_t2<CU_EPI_GLU_RELU2>, grid, dim3(128), 0, st, *L, q, s, qsum, n_tok, y, ldy);
+    case CU_EPI_GLU_SILU:
+        return launch_k(k_gemm_t2<CU_EPI_GLU_SILU>, grid, dim3(128), 0, st, *L, q, s, qsum, n_tok, y, ldy);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+/* ---- embedding ------------------------------------------------------------ */
+
+__global__ void k_embed(cu_embed E, const int32_t *tok, float *h, unsigned long long *amax) {
+    OB_PDL_LAUNCH();
+    OB_PDL_WAIT();
+    int t = blockIdx.x, id = tok[t];
+    if (amax && threadIdx.x == 0) amax[t] = 0;
+    float *o = h + (size_t)t * E.n_embd;
+    if (id < 0 || id >= E.n_vocab) { /* the host validates ids; never read out of bounds */
+        for (int i = threadIdx.x; i < E.n_embd; i += blockDim.x) o[i] = 0.0f;
+        return;
+    }
+    size_t base = (size_t)id * E.ld;
+    for (int i = threadIdx.x; i < E.n_embd; i += blockDim.x) {
+        float v;
+        switch (E.kind) {
+        case CU_W_F16: v = __half2float(((const __half *)E.w)[base + i]); break;
+        case CU_W_BF16: v = __bfloat162float(((const __nv_bfloat16 *)E.w)[base + i]); break;
+        case CU_W_I8: v = __fmul_rn((float)((const int8_t *)E.w)[base + i], E.scale[id]); break;
+        default: v = ((const float *)E.w)[base + i]; break;
+        }
+        o[i] = v;
+    }
+}
+
+cudaError_t cu_embed_rows(const cu_embed *E, const int32_t *tok, int n_tok, float *h,
+                          unsigned long long *argmax_reset, cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    return launch_k(k_embed, dim3(n_tok), dim3(256), 0, st, *E, tok, h, argmax_reset);
+}
+
+/* ---- RoPE + KV append ----------------------------------------------------- */
+
+/* Rotated value of dim d of one head vector v at position p. */
+__device__ static float rope_dim_value(const float *v, int d, int p, const cu_attn &A) {
+    if (d >= A.rope_dim) return v[d];
+    int half = A.rope_dim / 2, i, d0, d1;
+    if (A.rope_neox) {
+        i = d < half ? d : d - half;
+        d0 = i;
+        d1 = i + half;
+    } else {
+        i = d / 2;
+        d0 = 2 * i;
+        d1 = 2 * i + 1;
+    }
+    const float *cs2 = A.rope_cs + (size_t)p * A.rope_dim + 2 * i;
+    float cs = cs2[0], sn = cs2[1];
+    float x0 = v[d0], x1 = v[d1];
+    if (d == d0) return __fsub_rn(__fmul_rn(x0, cs), __fmul_rn(x1, sn));
+    return __fadd_rn(__fmul_rn(x0, sn), __fmul_rn(x1, cs));
+}
+
+/* KV cache element: f16 (default) or f32 (kv_type f32, as the CPU's default). */
+template <typename KV> struct kvt;
+template <> struct kvt<__half> {
+    static __device__ inline __half put(float v) { return __float2half_rn(v); }
+    static __device__ inline float get(const __half *p) { return __half2float(*p); }
+    enum { VEC = 8 }; /* elements per 16-byte load */
+    static __device__ inline void load(const __half *p, float *o) {
+        uint4 u = *(const uint4 *)p;
+        float2 a = h2f(u.x), b = h2f(u.y), c = h2f(u.z), d = h2f(u.w);
+        o[0] = a.x, o[1] = a.y, o[2] = b.x, o[3] = b.y, o[4] = c.x, o[5] = c.y, o[6] = d.x, o[7] = d.y;
+    }
+};
+template <> struct kvt<float> {
+    static __device__ inline float put(float v) { return v; }
+    static __device__ inline float get(const float *p) { return *p; }
+    enum { VEC = 4 };
+    static __device__ inline void load(const float *p, float *o) {
+        float4 u = *(const float4 *)p;
+        o[0] = u.x, o[1] = u.y, o[2] = u.z, o[3] = u.w;
+    }
+};
+
+/* grid (ceil((n_head + 2 n_kv) * hd / 256), n_tok): one thread per value. */
+template <typename KV>
+__global__ void k_rope_kv(cu_attn A, const float *qkv, int ldqkv, const int32_t *pos, const int32_t *seq, float *qr) {
+    OB_PDL_LAUNCH();
+    OB_PDL_WAIT();
+    const int t = blockIdx.y, p = pos[t], sq = seq ? seq[t] : 0;
+    const int hd = A.hd, nq = A.n_head * hd, nk = A.n_kv * hd;
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= nq + 2 * nk) return;
+    const float *q = qkv + (size_t)t * ldqkv;
+    size_t off = (size_t)sq * A.seq_stride + (size_t)p * nk;
+    int head = idx / hd, d = idx - head * hd;
+    if (head < A.n_head) qr[(size_t)t * nq + idx] = rope_dim_value(q + (size_t)head * hd, d, p, A);
+    else if (idx < nq + nk) ((KV *)A.k)[off + idx - nq] = kvt<KV>::put(rope_dim_value(q + (size_t)head * hd, d, p, A));
+    else ((KV *)A.v)[off + idx - nq - nk] = kvt<KV>::put(q[idx]);
+}
+
+cudaError_t cu_rope_kv(const cu_attn *A, const float *qkv, int ldqkv, const int32_t *pos, const int32_t *seq,
+                       int n_tok, float *qr, cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    dim3 grid(((A->n_head + 2 * A->n_kv) * A->hd + 255) / 256, n_tok);
+    if (A->kv_f32) return launch_k(k_rope_kv<float>, grid, dim3(256), 0, st, *A, qkv, ldqkv, pos, seq, qr);
+    return launch_k(k_rope_kv<__half>, grid, dim3(256), 0, st, *A, qkv, ldqkv, pos, seq, qr);
+}
+
+/* ---- split-KV attention (flash decoding) ---------------------------------- */
+
+#define AT_THREADS 128
+#define AT_TILE 64    /* positions per tile: two threads per position for the scores */
+#define AT_MAXG 8     /* query heads per KV head */
+#define AT_MAXD 2     /* head dims per thread in the V sum: hd <= 256 */
+#define AT_MAXSPLIT 32  /* = warp size: the merge gives one lane per split */
+#define AT_MINCHUNK 16
+
+/* grid (n_split, n_kv, n_tok). Block (split, kvh, t) attends the G query heads
+ * of kv head kvh over its slice of positions [0, pos[t]] with an online
+ * softmax, writes (o, m, l) partials, and the last block of the (t, kvh) to
+ * finish merges all splits (no second launch). Every K/V row is read once for
+ * the G heads that share it; loads are independent and unrolled (latency, not
+ * bandwidth, bounds this kernel at short contexts). */
+template <typename KV, int G, int DPT>
+__global__ void __launch_bounds__(AT_THREADS) k_attention(cu_attn A, const float *qr, const int32_t *pos,
+                                                          const int32_t *seq, float *out) {
+    extern __shared__ float qsh[]; /* [G][hd] query, then [4][G][hd] merge scratch */
+    __shared__ float ssh[AT_MAXG][AT_TILE];
+    __shared__ float m_run[AT_MAXG], l_run[AT_MAXG], alpha[AT_MAXG], den[AT_MAXG];
+    __shared__ float wsh[AT_MAXG][AT_MAXSPLIT];
+    __shared__ unsigned ticket;
+    OB_PDL_LAUNCH();
+    OB_PDL_WAIT();
+    const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int hd = A.hd, hh = hd / 2, nk = A.n_kv * hd;
+    const int n_pos = pos[t] + 1, sq = seq ? seq[t] : 0;
+    /* at least AT_MINCHUNK positions per split: short contexts merge few splits */
+    const int chunk = max(AT_MINCHUNK, (n_pos + A.n_split - 1) / A.n_split);
+    const int n_used = (n_pos + chunk - 1) / chunk; /* splits that hold positions */
+    const int p0 = split * chunk, p1 = min(n_pos, p0 + chunk);
+    const float scale = 1.0f / sqrtf((float)hd);
+    const KV *kb = (const KV *)A.k + (size_t)sq * A.seq_stride + (size_t)kvh * hd;
+    const KV *vb = (const KV *)A.v + (size_t)sq * A.seq_stride + (size_t)kvh * hd;
+    const int V = kvt<KV>::VEC;
+
+    if (A.fuse_rope) {
+        /* single-token step: RoPE and the KV append happen here (no k_rope_kv
+         * launch). qr is the raw q|k|v row; the block whose slice holds the
+         * new position writes its K/V row before staging tiles from the cache. */
+        const float *q = qr + (size_t)t * A.ldqkv, *kr = q + A.n_head * hd, *vr = kr + nk;
+        const int p = n_pos - 1;
+        for (int i = tid; i < G * hd; i += AT_THREADS) {
+            int h = i / hd;
+            qsh[i] = rope_dim_value(q + (size_t)(kvh * G + h) * hd, i - h * hd, p, A);
+        }
+        if (split == n_used - 1) {
+            KV *kc = (KV *)A.k + (size_t)sq * A.seq_stride + (size_t)p * nk + (size_t)kvh * hd;
+            KV *vc = (KV *)A.v + (size_t)sq * A.seq_stride + (size_t)p * nk + (size_t)kvh * hd;
+            for (int i = tid; i < hd; i += AT_THREADS) {
+                kc[i] = kvt<KV>::put(rope_dim_value(kr + (size_t)kvh * hd, i, p, A));
+                vc[i] = kvt<KV>::put(vr[(size_t)kvh * hd + i]);
+            }
+        }
+    } else {
+        for (int i = tid; i < G * hd; i += AT_THREADS)
+            qsh[i] = qr[(size_t)t * A.n_head * hd + (size_t)kvh * G * hd + i];
+    }
+    if (tid < AT_MAXG) {
+        m_run[tid] = -INFINITY;
+        l_run[tid] = 0.0f;
+    }
+    float oacc[G][DPT];
+#pragma unroll
+    for (int h = 0; h < G; h++)
+#pragma unroll
+        for (int j = 0; j < DPT; j++) oacc[h][j] = 0.0f;
+    __syncthreads();
+
+    /* K and V tiles of `tile` positions staged in shared memory with
+     * independent 16-byte loads (one latency per tile, not one per position);
+     * K rows padded by 16 bytes so the two-threads-per-row score reads do not
+     * collide in banks. */
+    const int kld = hd + V;                           /* K tile row stride (elements) */
+    const int tile = A.tile;
+    KV *kt = (KV *)(qsh + G * hd), *vt = kt + (size_t)tile * kld;
+    const bool vec = hd % V == 0;
+    for (int tile0 = p0; tile0 < p1; tile0 += tile) {
+        const int nt = min(tile, p1 - tile0);
+        if (vec) {
+            const int rv = hd / V, nv = nt * rv;      /* 16-byte vectors per row, per tile */
+#pragma unroll 4
+            for (int i = tid; i < nv; i += AT_THREADS) {
+                int j = i / rv, c = (i - j * rv) * V;
+                uint4 kk = *(const uint4 *)(kb + (size_t)(tile0 + j) * nk + c);
+                uint4 vv = *(const uint4 *)(vb + (size_t)(tile0 + j) * nk + c);
+                *(uint4 *)(kt + (size_t)j * kld + c) = kk;
+                *(uint4 *)(vt + (size_t)j * hd + c) = vv;
+            }
+        } else {
+            for (int i = tid; i < nt * hd; i += AT_THREADS) {
+                int j = i / hd, c = i - j * hd;
+                kt[(size_t)j * kld + c] = kb[(size_t)(tile0 + j) * nk + c];
+                vt[(size_t)j * hd + c] = vb[(size_t)(tile0 + j) * nk + c];
+            }
+        }
+        __syncthreads();
+        /* scores: threads 2j, 2j+1 take the two halves of position j's K row */
+        for (int j0 = 0; j0 < nt; j0 += AT_THREADS / 2) {
+            const int j = j0 + (tid >> 1), hf = tid & 1;
+            float part[G];
+#pragma unroll
+            for (int h = 0; h < G; h++) part[h] = 0.0f;
+            if (j < nt) {
+                const KV *kp = kt + (size_t)j * kld + hf * hh;
+                const float *qp = qsh + hf * hh;
+                if (hh % V == 0) {
+                    for (int d = 0; d < hh; d += V) {
+                        float kv[8];
+                        kvt<KV>::load(kp + d, kv);
+#pragma unroll
+                        for (int e = 0; e < V; e++)
+#pragma unroll
+                            for (int h = 0; h < G; h++) part[h] += qp[h * hd + d + e] * kv[e];
+                    }
+                } else {
+                    for (int d = 0; d < hh; d++) {
+                        float kv = kvt<KV>::get(kp + d);
+#pragma unroll
+                        for (int h = 0; h < G; h++) part[h] += qp[h * hd + d] * kv;
+                    }
+                }
+            }
+#pragma unroll
+            for (int h = 0; h < G; h++) part[h] += OB_SHFL_XOR(part[h], 1);
+            if (j < nt && hf == 0)
+#pragma unroll
+                for (int h = 0; h < G; h++) ssh[h][j] = part[h] * scale;
+        }
+        __syncthreads();
+        for (int h = warp; h < G; h += AT_THREADS / 32) { /* online softmax, one warp per head */
+            float s0 = lane < nt ? ssh[h][lane] : -INFINITY, s1 = lane + 32 < nt ? ssh[h][lane + 32] : -INFINITY;
+            float mold = m_run[h], mnew = fmaxf(mold, warp_max(fmaxf(s0, s1)));
+            float e0 = lane < nt ? expf(s0 - mnew) : 0.0f, e1 = lane + 32 < nt ? expf(s1 - mnew) : 0.0f;
+            ssh[h][lane] = e0;
+            ssh[h][lane + 32] = e1;
+            float sum = warp_sum(e0 + e1);
+            if (lane == 0) {
+                float a = mold == -INFINITY ? 0.0f : expf(mold - mnew);
+                alpha[h] = a;
+                l_run[h] = l_run[h] * a + sum;
+                m_run[h] = mnew;
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int h = 0; h < G; h++)
+#pragma unroll
+            for (int jj = 0; jj < DPT; jj++) oacc[h][jj] *= alpha[h];
+#pragma unroll 4
+        for (int j = 0; j < nt; j++) {
+#pragma unroll
+            for (int jj = 0; jj < DPT; jj++) {
+                int d = tid + AT_THREADS * jj;
+                if (d < hd) {
+                    float v = kvt<KV>::get(vt + (size_t)j * hd + d);
+#pragma unroll
+                    for (int h = 0; h < G; h++) oacc[h][jj] += ssh[h][j] * v;
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+    /* partial: [G][hd] o, then m[G], l[G] */
+    const int pstride = (G * (hd + 2) + 3) & ~3; /* 16-byte aligned partials */
+    float *part = A.part + (((size_t)t * A.n_kv + kvh) * A.n_split + split) * pstride;
+#pragma unroll
+    for (int h = 0; h < G; h++)
+#pragma unroll
+        for (int jj = 0; jj < DPT; jj++) {
+            int d = tid + AT_THREADS * jj;
+            if (d < hd) part[h * hd + d] = oacc[h][jj];
+        }
+    if (tid < G) {
+        part[G * hd + tid] = m_run[tid];
+        part[G * hd + G + tid] = l_run[tid];
+    }
+    OB_FENCE_ACQREL();
+    __syncthreads();
+    unsigned *cnt = A.count + (size_t)t * A.n_kv + kvh;
+    if (tid == 0) ticket = atomicAdd(cnt, 1u);
+    __syncthreads();
+    if (ticket != (unsigned)A.n_split - 1) return;
+    OB_FENCE_ACQREL();
+    /* Last block: merge the used splits with weights exp(m_s - M) / sum_s l_s exp(m_s - M).
+     * Weights: warp per head, lane per split. Sums: warp w adds splits w, w+4, ...
+     * with float4 loads all in flight, then the 4 warps' sums meet in smem. */
+    const float *pb = A.part + ((size_t)t * A.n_kv + kvh) * A.n_split * pstride;
+    for (int h = warp; h < G; h += AT_THREADS / 32) {
+        float m = -INFINITY, l = 0.0f;
+        if (lane < n_used) {
+            m = OB_LDCG(pb + (size_t)lane * pstride + G * hd + h);
+            l = OB_LDCG(pb + (size_t)lane * pstride + G * hd + G + h);
+        }
+        float M = warp_max(m), w = lane < n_used ? expf(m - M) : 0.0f;
+        float d = warp_sum(w * l);
+        wsh[h][lane] = w;
+        if (lane == 0) den[h] = d;
+    }
+    __syncthreads();
+    float *merge = qsh + G * hd; /* [4][G * hd], over the K/V tiles */
+    const int n4 = G * hd / 4;
+    for (int i4 = lane; i4 < n4; i4 += 32) {
+        const int h = i4 * 4 / hd;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 8
+        for (int sp = warp; sp < n_used; sp += AT_THREADS / 32) {
+            float4 v = OB_LDCG((const float4 *)(pb + (size_t)sp * pstride) + i4);
+            float w = wsh[h][sp];
+            acc.x += w * v.x, acc.y += w * v.y, acc.z += w * v.z, acc.w += w * v.w;
+        }
+        ((float4 *)(merge + warp * G * hd))[i4] = acc;
+    }
+    __syncthreads();
+    for (int i = tid; i < G * hd; i += AT_THREADS) {
+        float num = merge[i] + merge[G * hd + i] + merge[2 * G * hd + i] + merge[3 * G * hd + i];
+        out[(size_t)t * A.n_head * hd + (size_t)kvh * G * hd + i] = num / den[i / hd];
+    }
+    if (tid == 0) *cnt = 0;
+}
+
+template <typename KV, int G>
+static cudaError_t attention_g(const cu_attn *A, dim3 grid, size_t smem, cudaStream_t st, const float *qr,
+                               const int32_t *pos, const int32_t *seq, float *out) {
+    if (A->hd <= AT_THREADS)
+        return launch_k(k_attention<KV, G, 1>, grid, dim3(AT_THREADS), smem, st, *A, qr, pos, seq, out);
+    return launch_k(k_attention<KV, G, 2>, grid, dim3(AT_THREADS), smem, st, *A, qr, pos, seq, out);
+}
+
+template <typename KV>
+static cudaError_t attention_kv(const cu_attn *A, int G, dim3 grid, size_t smem, cudaStream_t st, const float *qr,
+                                const int32_t *pos, const int32_t *seq, float *out) {
+    switch (G) { /* the group size is a compile-time constant: small, branch-free code */
+    case 1: return attention_g<KV, 1>(A, grid, smem, st, qr, pos, seq, out);
+    case 2: return attention_g<KV, 2>(A, grid, smem, st, qr, pos, seq, out);
+    case 3: return attention_g<KV, 3>(A, grid, smem, st, qr, pos, seq, out);
+    case 4: return attention_g<KV, 4>(A, grid, smem, st, qr, pos, seq, out);
+    case 5: return attention_g<KV, 5>(A, grid, smem, st, qr, pos, seq, out);
+    case 6: return attention_g<KV, 6>(A, grid, smem, st, qr, pos, seq, out);
+    case 7: return attention_g<KV, 7>(A, grid, smem, st, qr, pos, seq, out);
+    case 8: return attention_g<KV, 8>(A, grid, smem, st, qr, pos, seq, out);
+    }
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t cu_attention(const cu_attn *A, const float *qr, const int32_t *pos, const int32_t *seq, int n_tok,
+                         float *out, cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    int G = A->n_head / A->n_kv;
+    if (G > AT_MAXG || A->hd > AT_THREADS * 2 || A->hd % 4 || A->n_split < 1 || A->n_split > AT_MAXSPLIT)
+        return cudaErrorInvalidValue;
+    /* K/V tile: as many positions (16, 32 or 64) as fit in about 36 KB */
+    cu_attn At = *A;
+    size_t elt = A->kv_f32 ? 4 : 2, row = (size_t)(2 * A->hd + 16 / elt) * elt;
+    At.tile = AT_TILE;
+    while (At.tile > 16 && (size_t)At.tile * row > 36 * 1024) At.tile /= 2;
+    if (n_tok > 1 && At.tile > 32) At.tile = 32; /* prompts: many blocks, keep several per SM */
+    size_t tiles = (size_t)At.tile * row, merge = (size_t)4 * G * A->hd * sizeof(float);
+    size_t smem = (size_t)G * A->hd * sizeof(float) + (tiles > merge ? tiles : merge);
+    dim3 grid(A->n_split, A->n_kv, n_tok);
+    if (A->kv_f32) return attention_kv<float>(&At, G, grid, smem, st, qr, pos, seq, out);
+    return attention_kv<__half>(&At, G, grid, smem, st, qr, pos, seq, out);
+}
+
+/* ---- weight repacking ----------------------------------------------------- */
+
+__global__ void k_pack_t2(const uint8_t *src, const int64_t *src_row, int n_phys, int K, int K_pad, uint32_t *dst) {
+    const int nchunk = K_pad / CU_CHUNK;
+    size_t total = (size_t)(n_phys / CU_GROUP) * nchunk * CU_GROUP * 4;
+    for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        int j = (int)(idx & 3), r = (int)((idx >> 2) & 15);
+        size_t gc = idx >> 6;
+        int g = (int)(gc / nchunk), c = (int)(gc % nchunk);
+        int64_t off = src_row[g * CU_GROUP + r];
+        uint32_t word = 0;
+        for (int m = 0; m < 16; m++) {
+            int k = c * CU_CHUNK + j * 16 + m;
+            uint32_t code = 1;
+            if (off >= 0 && k < K) {
+                const uint8_t *blk = src + off + (size_t)(k / 128) * 32;
+                int kk = k % 128;
+                code = (blk[kk % 32] >> (6 - 2 * (kk / 32))) & 3;
+            }
+            word |= code << (8 * (m % 4) + 2 * (m / 4));
+        }
+        dst[idx] = word;
+    }
+}
+
+cudaError_t cu_pack_t2(const uint8_t *src, const int64_t *src_row, int n_phys, int K, int K_pad, size_t src_row_bytes,
+                       void *dst, cudaStream_t st) {
+    (void)src_row_bytes;
+    k_pack_t2<<<1024, 256, 0, st>>>(src, src_row, n_phys, K, K_pad, (uint32_t *)dst);
+    return cudaGetLastError();
+}
+
+cudaError_t cu_kernels_init(int max_smem) {
+    (void)max_smem;
+    return cudaSuccess;
+}
