@@ -3,9 +3,19 @@
 
 #include <string.h>
 
-/* SIMD sets are declared here as they are added (kernels_<isa>.c). */
+/* SIMD sets are declared here as they are added (kernels_<isa>.c), each
+ * compiled only for its architecture; later entries are better. */
+#if defined(__x86_64__)
+extern const ob_cpu_kernels ob_kernels_avx2;
+extern const ob_cpu_kernels ob_kernels_avx512vnni;
+#endif
+
 static const ob_cpu_kernels *const all_kernels[] = {
     &ob_kernels_scalar,
+#if defined(__x86_64__)
+    &ob_kernels_avx2,
+    &ob_kernels_avx512vnni,
+#endif
     NULL,
 };
 
