@@ -206,6 +206,16 @@ static void test_kv_cache_matches_rerun(void **state) {
         assert_int_equal(b->ops->decode(b, &one, step), OB_OK);
         assert_memory_equal(step, full + (size_t)i * 1000, 1000 * sizeof(float));
     }
+    /* A copied prefix continues exactly as the original: sequence 0 gets the
+     * first 10 positions of sequence 2, then decodes position 10. */
+    assert_int_equal(b->ops->seq_copy(b, 2, 0, 10), OB_OK);
+    {
+        int32_t s0v = 0, p10 = 10;
+        uint8_t w1 = 1;
+        ob_batch cont = { 1, &ids[10], &p10, &s0v, &w1 };
+        assert_int_equal(b->ops->decode(b, &cont, step), OB_OK);
+        assert_memory_equal(step, full + 10 * 1000, 1000 * sizeof(float));
+    }
     /* Positions must be contiguous with the cache. */
     int32_t bad_pos = 30, tok = 5, s0 = 0;
     ob_batch bad = { 1, &tok, &bad_pos, &s0, NULL };
