@@ -48,6 +48,17 @@ for g in i2_s tq2_0 tq1_0; do
 done
 cmp -s "$tmp/i2_s.f32" "$tmp/tq2_0.f32" && cmp -s "$tmp/i2_s.f32" "$tmp/tq1_0.f32" || fail "GGUF variants give different logits"
 
+# The converted .h1b gives bitwise the logits of its source (HF directory and GGUF).
+"$BIN" convert "$FIX" -o "$tmp/hf.h1b" 2>/dev/null
+"$BIN" convert "$SHARED/fixtures/bitnet-tiny-gguf/bitnet-tiny-tq1_0.gguf" -o "$tmp/tq1.h1b" 2>/dev/null
+"$BIN" logits -m "$tmp/hf.h1b" --ids 1,392,518,352,977,113,647 -o "$tmp/hf-h1b.f32"
+"$BIN" logits -m "$tmp/tq1.h1b" --ids 1,392,518,352,977,113,647 -o "$tmp/tq1-h1b.f32"
+cmp -s "$tmp/hf.f32" "$tmp/hf-h1b.f32" || fail "HF directory and its .h1b give different logits"
+cmp -s "$tmp/tq1_0.f32" "$tmp/tq1-h1b.f32" || fail "TQ1_0 GGUF and its .h1b give different logits"
+"$BIN" convert "$STORIES" -o "$tmp/stories.h1b" 2>/dev/null
+"$BIN" run -m "$tmp/stories.h1b" -p "" --temp 0 -n 256 --quiet >"$tmp/out-h1b.txt"
+cmp -s "$tmp/out.txt" "$tmp/out-h1b.txt" || fail "stories260K .h1b greedy output differs from the GGUF's"
+
 # chat: multi-turn over stdin keeps going and answers each turn
 printf 'Hello\nTell me a story\n/exit\n' | "$BIN" chat -m "$STORIES" --temp 0 -n 20 >"$tmp/chat.txt" 2>"$tmp/chat.err" || fail "chat: $(cat "$tmp/chat.err")"
 [ "$(grep -c . "$tmp/chat.txt")" -ge 2 ] || fail "chat printed fewer than two replies"
