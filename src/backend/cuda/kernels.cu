@@ -91,6 +91,19 @@ __device__ static int block_sum_i(int v, int *sh) {
     return t;
 }
 
+/* Sum of q over the block: into *qsum (block in sync on return), or, with
+ * qsum NULL, deferred: each warp's sum goes to shi[warp] after one barrier,
+ * and the caller adds shi[0..WARPS) after its own next barrier. */
+__device__ static void finish_qsum(int sum, int *qsum, int *shi) {
+    if (qsum) {
+        *qsum = block_sum_i(sum, shi);
+        return;
+    }
+    sum = warp_sum_i(sum);
+    if ((threadIdx.x & 31) == 0) shi[threadIdx.x >> 5] = sum;
+    __syncthreads();
+}
+
 /* ---- prologues: RMSNorm (optional) and int8 quantization of one row -------
  * The row is staged once in shared memory (xs) with independent, unrolled
  * loads; every later pass reads it there. */
@@ -116,7 +129,7 @@ __device__ static void stage_row(const float *x, int K, const float *norm, float
 }
 
 /* Stages the row in xs, then q[0..K_pad) = its int8 quantization (zero
- * padded); returns s, *qsum = sum q. Ends with the block in sync. */
+ * padded); returns s and the sum of q (finish_qsum). Ends with the block in sync. */
 __device__ static float quantize_row(const float *x, int K, int K_pad, const float *norm, float eps, float *xs,
                                      int8_t *q, int *qsum, float *shf, int *shi) {
     stage_row(x, K, norm, eps, xs);
@@ -131,7 +144,7 @@ __device__ static float quantize_row(const float *x, int K, int K_pad, const flo
         q[i] = (int8_t)v;
         sum += v;
     }
-    *qsum = block_sum_i(sum, shi);
+    finish_qsum(sum, qsum, shi);
     return s;
 }
 
@@ -197,7 +210,7 @@ __device__ static float quantize_row_fast(const float *x, int K, int K_pad, cons
         }
     }
     for (int j = K4 + threadIdx.x; j < K_pad / 4; j += CU_THREADS) ((int *)q)[j] = 0;
-    *qsum = block_sum_i(sum, shi);
+    finish_qsum(sum, qsum, shi);
     return s;
 }
 
@@ -285,76 +298,118 @@ __device__ static inline int dot64(uint4 w, const int8_t *q, int acc) {
     return acc;
 }
 
-#define T2_PREFETCH 8 /* chunks per thread held in registers before the prologue */
+/* Chunks per thread held in registers before the prologue: 8 when the input
+ * row takes 7 float4 per thread (K <= 7168; stays within 128 registers, two
+ * blocks per SM), else 12 (e.g. 4 groups x 3 chunks: every weight of a
+ * 4-group block at K <= 3072). */
+__host__ __device__ static constexpr int t2_prefetch(int nv) { return nv == 7 ? 8 : 12; }
+
+/* Epilogue of a GEMV whose output rows sit one per lane: lane i of the
+ * calling warp holds physical row prow0 + i (v), n rows valid (n may exceed
+ * 32: the rest belong to other warps); yold: y[row] read early (CU_EPI_ADD).
+ * Warp-level only; no barrier. */
+template <int EPI>
+__device__ static void epilogue_warp(float v, float yold, int n, int prow0, const cu_linear &L, float *y,
+                                     unsigned long long *amax) {
+    const int lane = threadIdx.x & 31;
+    if (EPI == CU_EPI_STORE || EPI == CU_EPI_ADD) {
+        int r = prow0 + lane;
+        if (lane < n && r < L.n_out) y[r] = EPI == CU_EPI_ADD ? __fadd_rn(yold, v) : v;
+        if (EPI == CU_EPI_STORE && amax) {
+            unsigned long long best = lane < n && r < L.n_out ? argmax_key(v, (unsigned)r) : 0;
+            for (int o = 16; o; o >>= 1) {
+                unsigned long long k = OB_SHFL_XOR(best, o);
+                best = k > best ? k : best;
+            }
+            if (lane == 0 && best) atomicMax(amax, best);
+        }
+    } else {
+        float u = OB_SHFL_XOR(v, 8); /* lane i < 8 of each 16: gate row, lane i + 8: its up row */
+        if (lane < n && (lane & 15) < 8) {
+            int r = (prow0 + lane - (lane & 15)) / 2 + (lane & 15);
+            if (r < L.n_out) y[r] = __fmul_rn(EPI == CU_EPI_GLU_RELU2 ? act_relu2(v) : act_silu(v), u);
+        }
+    }
+}
 
 /* Block: 16 rows x 16 K-slices (thread t: row t%16, slice t/16, chunks
- * slice, slice+16, ...), GPB groups of 16 rows. grid = (groups/GPB, n_tok).
- * The weights of all GPB groups (up to T2_PREFETCH chunks per thread) are
- * loaded before the prologue, so their latency hides behind the norm and the
- * quantization (and, with PDL, behind the previous kernel's tail). */
+ * slice, slice+16, ...) for each of GPB (1, 2 or 4) groups of 16 rows.
+ * grid = (groups/GPB, n_tok). Register slot k holds chunk slice + 16 (k / GPB)
+ * of group k % GPB, so the group of every slot is known at compile time; the
+ * slots and the rows' beta are loaded before the prologue, so their latency
+ * hides behind the norm and the quantization (and, with PDL, behind the
+ * previous kernel's tail). The prologue's activation sum is deferred to the
+ * final reduction (finish_qsum), and slice pairs meet by shuffle: after the
+ * input row the block passes six barriers (normed prologue: five), not nine. */
 template <int GPB, int EPI, int NV>
 __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2(cu_linear L, cu_input in, float *y, int ldy,
                                                         unsigned long long *amax) {
+    constexpr int PF = t2_prefetch(NV), SLOTS = PF / GPB; /* SLOTS: chunks per group in registers */
     extern __shared__ __align__(16) unsigned char smem[];
     float *xs = (float *)smem;
     int8_t *qs = (int8_t *)(smem + xs_bytes(L.K));
-    __shared__ int red[16][17];
-    __shared__ float ysm[CU_GROUP * GPB];
+    __shared__ int red[GPB][WARPS][16];
     __shared__ float shf[WARPS];
     __shared__ int shi[WARPS];
-    const int tid = threadIdx.x, row = tid & 15, slice = tid >> 4, tok = blockIdx.y;
+    const int tid = threadIdx.x, row = tid & 15, slice = tid >> 4, warp = tid >> 5, tok = blockIdx.y;
     const int nchunk = L.ld / CU_CHUNK, n_groups = L.n_phys / CU_GROUP;
     const uint4 *W = (const uint4 *)L.w;
     const int g0 = blockIdx.x * GPB, ng = min(GPB, n_groups - g0);
 
-    uint4 wr[T2_PREFETCH]; /* chunks slice + 16 i of the first group */
-    const uint4 *wg = W + (size_t)g0 * nchunk * 16 + row;
+    uint4 wr[GPB * SLOTS];
 #pragma unroll
-    for (int i = 0; i < T2_PREFETCH; i++) {
-        int c = slice + 16 * i;
-        if (c < nchunk) wr[i] = OB_LDG(wg + (size_t)c * 16);
+    for (int k = 0; k < GPB * SLOTS; k++) {
+        int g = k % GPB, c = slice + 16 * (k / GPB);
+        if (g < ng && c < nchunk) wr[k] = OB_LDG(W + ((size_t)(g0 + g) * nchunk + c) * 16 + row);
     }
+    const float beta = tid < 16 * ng ? OB_LDG(L.beta + g0 * 16 + tid) : 0.0f;
     OB_PDL_LAUNCH();
     /* the prologue waits for the predecessor's output; NV: float4 per thread
      * of the register-resident path (0: the staged path) */
-    int qsum;
     float s;
     const float *x = in.x + (size_t)tok * in.ldx;
     if (NV) {
-        s = quantize_row_fast<NV ? NV : 1>(x, L.K, L.ld, in.norm, in.eps, qs, &qsum, shf, shi);
+        s = quantize_row_fast<NV ? NV : 1>(x, L.K, L.ld, in.norm, in.eps, qs, NULL, shf, shi);
     } else {
         OB_PDL_WAIT();
-        s = quantize_row(x, L.K, L.ld, in.norm, in.eps, xs, qs, &qsum, shf, shi);
+        s = quantize_row(x, L.K, L.ld, in.norm, in.eps, xs, qs, NULL, shf, shi);
     }
+    const int prow0 = g0 * CU_GROUP;
+    float *yt = y + (size_t)tok * ldy;
+    float yold = 0.0f; /* residual, read now so its latency overlaps the dot products */
+    if (EPI == CU_EPI_ADD && tid < 16 * ng && prow0 + tid < L.n_out) yold = yt[prow0 + tid];
 
-    for (int grp = 0; grp < ng; grp++) {
-        wg = W + (size_t)(g0 + grp) * nchunk * 16 + row;
-        if (grp > 0) {
+    int acc[GPB];
 #pragma unroll
-            for (int i = 0; i < T2_PREFETCH; i++) {
-                int c = slice + 16 * i;
-                if (c < nchunk) wr[i] = OB_LDG(wg + (size_t)c * 16);
-            }
-        }
-        int acc = 0;
+    for (int g = 0; g < GPB; g++) acc[g] = 0;
 #pragma unroll
-        for (int i = 0; i < T2_PREFETCH; i++) {
-            int c = slice + 16 * i;
-            if (c < nchunk) acc = dot64(wr[i], qs + c * CU_CHUNK, acc);
-        }
-        for (int c = slice + 16 * T2_PREFETCH; c < nchunk; c += 16)
-            acc = dot64(OB_LDG(wg + (size_t)c * 16), qs + c * CU_CHUNK, acc);
-        red[slice][row] = acc;
-        __syncthreads();
-        if (tid < 16) {
-            int t = 0;
-            for (int i = 0; i < 16; i++) t += red[i][tid];
-            t -= qsum;
-            ysm[grp * 16 + tid] = __fmul_rn(__fmul_rn((float)t, __fdiv_rn(1.0f, s)), L.beta[(g0 + grp) * 16 + tid]);
-        }
-        __syncthreads();
+    for (int k = 0; k < GPB * SLOTS; k++) {
+        int g = k % GPB, c = slice + 16 * (k / GPB);
+        if (g < ng && c < nchunk) acc[g] = dot64(wr[k], qs + c * CU_CHUNK, acc[g]);
     }
-    epilogue<EPI>(ysm, ng * 16, g0 * CU_GROUP, L, y + (size_t)tok * ldy, amax ? amax + tok : NULL);
+#pragma unroll
+    for (int g = 0; g < GPB; g++) /* rows longer than the slots (K > 64 * 16 * SLOTS): loaded here */
+        if (g < ng)
+            for (int c = slice + 16 * SLOTS; c < nchunk; c += 16)
+                acc[g] = dot64(OB_LDG(W + ((size_t)(g0 + g) * nchunk + c) * 16 + row), qs + c * CU_CHUNK, acc[g]);
+    /* lanes l and l ^ 16 hold the same row (slices 2w, 2w + 1) */
+#pragma unroll
+    for (int g = 0; g < GPB; g++) {
+        int v = acc[g] + OB_SHFL_XOR(acc[g], 16);
+        if ((tid & 31) < 16) red[g][warp][row] = v;
+    }
+    __syncthreads();
+    if (warp < (GPB + 1) / 2) { /* whole warps: thread tid finishes row tid of the block */
+        const int g = min(tid >> 4, GPB - 1); /* GPB 1: lanes 16-31 repeat group 0, store nothing */
+        int t = 0, qsum = 0;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) {
+            t += red[g][w][row];
+            qsum += shi[w];
+        }
+        float v = __fmul_rn(__fmul_rn((float)(t - qsum), __fdiv_rn(1.0f, s)), beta);
+        epilogue_warp<EPI>(v, yold, ng * 16 - 32 * warp, prow0 + 32 * warp, L, yt, amax ? amax + tok : NULL);
+    }
 }
 
 /* ---- float-weight GEMV (F32/F16/BF16 rows) -------------------------------- */
@@ -457,8 +512,8 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_i8(cu_linear L, cu_input in
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, tok = blockIdx.y;
     const int prow0 = blockIdx.x * WARPS * F_RPW;
     OB_PDL_LAUNCH();
-    int qsum;
-    float s = quantize_any(in.x + (size_t)tok * in.ldx, L.K, L.ld, in.norm, in.eps, xs, qs, &qsum, shf, shi);
+    /* signed int8 weights need no activation sum: its reduction is left pending */
+    float s = quantize_any(in.x + (size_t)tok * in.ldx, L.K, L.ld, in.norm, in.eps, xs, qs, NULL, shf, shi);
     const int8_t *W = (const int8_t *)L.w;
     int acc[F_RPW];
     const int8_t *wrow[F_RPW];
@@ -516,19 +571,20 @@ template <int EPI> static cudaError_t gemv_epi(const cu_linear *L, const cu_inpu
     int fblocks = (L->n_phys + WARPS * F_RPW - 1) / (WARPS * F_RPW);
     switch (L->kind) {
     case CU_W_T2: {
-        /* two groups per block when that still gives about two blocks per SM
-         * and every weight of both fits the prefetch registers */
-        bool two = n_groups * n_tok >= 2 * 264;
+        /* groups per block: as few as keep the grid within one wave of two
+         * blocks per SM (264 on an H100; the register budget allows two), so
+         * no block waits for another to finish */
         int nv = L->K % 4 ? 0 : L->K <= 3 * 4 * CU_THREADS ? 3 : L->K <= 7 * 4 * CU_THREADS ? 7 : 0;
-        dim3 g1(n_groups, n_tok), g2((n_groups + 1) / 2, n_tok);
-        if (nv == 3)
-            return two ? launch(k_gemv_t2<2, EPI, 3>, g2, smem, st, L, in, y, ldy, amax)
-                       : launch(k_gemv_t2<1, EPI, 3>, g1, smem, st, L, in, y, ldy, amax);
-        if (nv == 7)
-            return two ? launch(k_gemv_t2<2, EPI, 7>, g2, smem, st, L, in, y, ldy, amax)
-                       : launch(k_gemv_t2<1, EPI, 7>, g1, smem, st, L, in, y, ldy, amax);
-        return two ? launch(k_gemv_t2<2, EPI, 0>, g2, smem, st, L, in, y, ldy, amax)
-                   : launch(k_gemv_t2<1, EPI, 0>, g1, smem, st, L, in, y, ldy, amax);
+        int gpb = n_groups * n_tok <= 264 ? 1 : n_groups * n_tok <= 2 * 264 || nv == 7 ? 2 : 4;
+        dim3 grid((n_groups + gpb - 1) / gpb, n_tok);
+#define T2_LAUNCH(NV)                                                                          \
+    return gpb == 1   ? launch(k_gemv_t2<1, EPI, NV>, grid, smem, st, L, in, y, ldy, amax)     \
+           : gpb == 2 ? launch(k_gemv_t2<2, EPI, NV>, grid, smem, st, L, in, y, ldy, amax)     \
+                      : launch(k_gemv_t2<4, EPI, NV>, grid, smem, st, L, in, y, ldy, amax)
+        if (nv == 3) T2_LAUNCH(3);
+        if (nv == 7) T2_LAUNCH(7);
+        T2_LAUNCH(0);
+#undef T2_LAUNCH
     }
     case CU_W_F32: return launch(k_gemv_f<float, EPI>, dim3(fblocks, n_tok), smem, st, L, in, y, ldy, amax);
     case CU_W_F16: return launch(k_gemv_f<__half, EPI>, dim3(fblocks, n_tok), smem, st, L, in, y, ldy, amax);
@@ -833,7 +889,7 @@ cudaError_t cu_rope_kv(const cu_attn *A, const float *qkv, int ldqkv, const int3
 /* grid (n_split, n_kv, n_tok). Block (split, kvh, t) attends the G query heads
  * of kv head kvh over its slice of positions [0, pos[t]] with an online
  * softmax, writes (o, m, l) partials, and the last block of the (t, kvh) to
- * finish merges all splits (no second launch). Every K/V row is read once for
+ * finish merges all splits that hold positions (no second launch). Every K/V row is read once for
  * the G heads that share it; loads are independent and unrolled (latency, not
  * bandwidth, bounds this kernel at short contexts). */
 template <typename KV, int G, int DPT>
@@ -858,6 +914,9 @@ __global__ void __launch_bounds__(AT_THREADS) k_attention(cu_attn A, const float
     const KV *kb = (const KV *)A.k + (size_t)sq * A.seq_stride + (size_t)kvh * hd;
     const KV *vb = (const KV *)A.v + (size_t)sq * A.seq_stride + (size_t)kvh * hd;
     const int V = kvt<KV>::VEC;
+    /* splits past the last position have nothing to do: they neither write
+     * partials nor count, and the merge waits for the n_used that hold some */
+    if (split >= n_used) return;
 
     if (A.fuse_rope) {
         /* single-token step: RoPE and the KV append happen here (no k_rope_kv
@@ -1006,7 +1065,7 @@ __global__ void __launch_bounds__(AT_THREADS) k_attention(cu_attn A, const float
     unsigned *cnt = A.count + (size_t)t * A.n_kv + kvh;
     if (tid == 0) ticket = atomicAdd(cnt, 1u);
     __syncthreads();
-    if (ticket != (unsigned)A.n_split - 1) return;
+    if (ticket != (unsigned)n_used - 1) return;
     OB_FENCE_ACQREL();
     /* Last block: merge the used splits with weights exp(m_s - M) / sum_s l_s exp(m_s - M).
      * Weights: warp per head, lane per split. Sums: warp w adds splits w, w+4, ...
