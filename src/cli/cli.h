@@ -54,6 +54,10 @@ extern const char ob_cli_model_help[];
 int ob_cli_model_arg(const char *cmd, ob_cli_model_opts *o, int argc, char **argv, int *i);
 struct ob_model;
 struct ob_backend;
+struct ob_sampler_params;
+/* Tries argv[*i] as a sampling option (--temp, --top-k, --top-p, --min-p,
+ * penalties, --seed): 1 consumed, 0 not one, -1 bad value (message printed). */
+int ob_cli_sampling_arg(const char *cmd, struct ob_sampler_params *sp, int argc, char **argv, int *i);
 /* Loads the model (or builds the synthetic one) and creates the backend with
  * n_seq sequence slots. On failure prints the error and returns 1. */
 int ob_cli_open(const char *cmd, const ob_cli_model_opts *o, int n_seq, struct ob_model **m, struct ob_backend **b);

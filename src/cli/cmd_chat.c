@@ -9,8 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int ob_cli_sampling_arg(const char *cmd, ob_sampler_params *sp, int argc, char **argv, int *i);
-
 static void usage(FILE *fp) {
     fprintf(fp,
             "usage: 1bit chat -m MODEL [--system TEXT] [--template NAME] [-n N] [sampling options]\n\n"

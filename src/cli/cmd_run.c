@@ -39,44 +39,6 @@ static int on_text(void *user, const char *text, size_t len, int32_t id) {
     return 0;
 }
 
-/* Shared by run and chat: parses one sampling option; 1 consumed, 0 no, -1 bad. */
-int ob_cli_sampling_arg(const char *cmd, ob_sampler_params *sp, int argc, char **argv, int *i);
-int ob_cli_sampling_arg(const char *cmd, ob_sampler_params *sp, int argc, char **argv, int *i) {
-    static const struct { const char *name; char kind; size_t off; double lo, hi; } opts[] = {
-        { "--temp", 'f', offsetof(ob_sampler_params, temperature), 0, 100 },
-        { "--top-k", 'i', offsetof(ob_sampler_params, top_k), 0, 1 << 24 },
-        { "--top-p", 'f', offsetof(ob_sampler_params, top_p), 0, 1 },
-        { "--min-p", 'f', offsetof(ob_sampler_params, min_p), 0, 1 },
-        { "--repeat-penalty", 'f', offsetof(ob_sampler_params, repeat_penalty), 1e-3, 100 },
-        { "--repeat-last-n", 'i', offsetof(ob_sampler_params, repeat_last_n), -1, 1 << 24 },
-        { "--frequency-penalty", 'f', offsetof(ob_sampler_params, frequency_penalty), -100, 100 },
-        { "--presence-penalty", 'f', offsetof(ob_sampler_params, presence_penalty), -100, 100 },
-        { "--seed", 'u', offsetof(ob_sampler_params, seed), 0, 0 },
-    };
-    for (size_t k = 0; k < OB_ARRAY_LEN(opts); k++) {
-        if (strcmp(argv[*i], opts[k].name)) continue;
-        if (*i + 1 >= argc) return ob_cli_error(cmd, "option %s needs a value", argv[*i]), -1;
-        const char *v = argv[++*i];
-        char *base = (char *)sp + opts[k].off;
-        double d;
-        long long n;
-        if (opts[k].kind == 'u') {
-            if (!ob_cli_int(v, 0, INT64_MAX, &n)) return ob_cli_error(cmd, "%s: bad value '%s'", opts[k].name, v), -1;
-            *(uint64_t *)base = (uint64_t)n;
-        } else if (opts[k].kind == 'i') {
-            if (!ob_cli_int(v, (long long)opts[k].lo, (long long)opts[k].hi, &n))
-                return ob_cli_error(cmd, "%s: bad value '%s'", opts[k].name, v), -1;
-            *(int *)base = (int)n;
-        } else {
-            if (!ob_cli_float(v, &d) || d < opts[k].lo || d > opts[k].hi)
-                return ob_cli_error(cmd, "%s: bad value '%s'", opts[k].name, v), -1;
-            *(float *)base = (float)d;
-        }
-        return 1;
-    }
-    return 0;
-}
-
 int ob_cmd_run(int argc, char **argv) {
     const char *cmd = "run", *prompt = NULL, *file = NULL, *ids_s = NULL;
     const char *stops[16];

@@ -126,6 +126,7 @@ static ob_status bind(ob_model *m, bool load_tokenizer) {
     int64_t E = hp->n_embd, F = hp->n_ff, V = hp->n_vocab;
     int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
 
+    m->tok_embd_scale = NULL;
     if ((st = need(mf, "token_embd.weight", E, V, &m->tok_embd))) return st;
     ob_type et = m->tok_embd->type;
     if (!float_type(et) && et != OB_TYPE_Q8_0 && et != OB_TYPE_I8)
@@ -151,6 +152,7 @@ static ob_status bind(ob_model *m, bool load_tokenizer) {
         const ob_tensor *s = ob_model_file_find(mf, "token_embd.scale");
         if (!s || s->type != OB_TYPE_F32 || s->ne[0] != V)
             return ob_fail(OB_ERR_FORMAT, "int8 token embedding needs an f32 [%lld] token_embd.scale", (long long)V);
+        m->tok_embd_scale = s->data;
     }
 
     free(m->layers);

@@ -43,6 +43,7 @@ typedef struct ob_model {
     ob_hparams hp;
     ob_model_file file;        /* owns every tensor */
     const ob_tensor *tok_embd; /* [n_embd, n_vocab] */
+    const float *tok_embd_scale; /* per-row scales when the embedding is I8 */
     ob_linear output;          /* lm_head (tok_embd when tied) */
     const float *output_scale; /* per-row scales when the head is I8 */
     const float *output_norm;

@@ -178,7 +178,6 @@ ob_status ob_session_generate(ob_session *s, const int32_t *prompt, size_t n_pro
         }
         bool stop_now = false;
         if (s->m->tok) {
-            size_t before = text.len;
             if ((st = ob_detok_stream_push(&ds, id, &text))) break;
             size_t partial;
             long hit = find_stop(stops, text.data ? text.data : "", text.len, &partial);
@@ -188,7 +187,6 @@ ob_status ob_session_generate(ob_session *s, const int32_t *prompt, size_t n_pro
                 stop_now = true;
             }
             size_t emit = stop_now ? text.len : text.len - partial;
-            (void)before;
             if (emit && on_text && on_text(user, text.data, emit, id)) stop_now = true;
             memmove(text.data, text.data + emit, text.len - emit);
             text.len -= emit;

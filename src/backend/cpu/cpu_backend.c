@@ -245,11 +245,8 @@ static void rope_table(float *cs, int pos, int rope_dim, float base) {
 static void embed(const cpu_backend *b, int32_t id, float *out) {
     const ob_model *m = b->m;
     ob_tensor_row_f32(m->tok_embd, id, out);
-    if (m->tok_embd->type == OB_TYPE_I8) {
-        const ob_tensor *s = ob_model_file_find(&m->file, "token_embd.scale");
-        float sc = ((const float *)s->data)[id];
-        for (int i = 0; i < m->hp.n_embd; i++) out[i] *= sc;
-    }
+    if (m->tok_embd_scale)
+        for (int i = 0; i < m->hp.n_embd; i++) out[i] *= m->tok_embd_scale[id];
 }
 
 static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const int32_t *pos, const int32_t *seq,
