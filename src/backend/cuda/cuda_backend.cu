@@ -302,11 +302,6 @@ static ob_status upload_embed(cu_mem *mm, const ob_model *m, const cu_linear *he
 enum { PROF_START, PROF_EMBED, PROF_QKV, PROF_ROPE, PROF_ATTN, PROF_O, PROF_GU, PROF_DOWN, PROF_HEAD, PROF_KINDS };
 static const char *const prof_names[PROF_KINDS] = { "", "embed", "qkv", "rope+kv", "attention", "o", "gate/up", "down", "head" };
 
-typedef struct cu_layer {
-    const float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm;
-    cu_linear qkv, o, gu, down;
-} cu_layer;
-
 typedef struct cuda_backend {
     ob_backend base;
     const ob_model *m;
@@ -337,6 +332,8 @@ typedef struct cuda_backend {
     int part_rows;           /* (token, split) pairs the partial buffer holds */
     int n_split_decode;
     cudaGraphExec_t graph;
+    cu_mega mega;            /* the persistent decode step (decode_step.cu) */
+    bool use_mega;           /* single-token steps run through it */
 
     /* OB_CUDA_PROFILE=1: decode steps run eagerly with an event after every
      * kernel, and the time per kernel kind is logged (INFO) every 64 steps. */
@@ -345,6 +342,8 @@ typedef struct cuda_backend {
     int ev_kind[1024], n_ev;
     double prof_ms[PROF_KINDS];
     int prof_steps;
+    unsigned long long *h_stamps; /* persistent step's phase stamps (host copy) */
+    double stamp_us[6][3];        /* per phase kind: mean and max block time, wall time */
 } cuda_backend;
 
 static void prof_mark(cuda_backend *b, int kind) {
@@ -408,8 +407,62 @@ static cudaError_t enqueue_layers(cuda_backend *b, int n, const int32_t *tok, co
     return e;
 }
 
+/* OB_CUDA_PROFILE with the persistent step: every block stamps each phase;
+ * logged per phase kind: the mean and the slowest block's time in the phase
+ * (work), and the wall time from the phase's first start to the next phase's
+ * first start (work + barrier + skew). */
+static ob_status prof_mega_step(cuda_backend *b) {
+    static const char *const kinds[6] = { "embed", "qkv", "attention", "o", "gate/up", "down" };
+    cu_mega *M = &b->mega;
+    const int nph = CU_MEGA_PHASES(M->n_layer), nb = M->n_block;
+    size_t n = (size_t)nph * nb * 2;
+    if (!M->prof) {
+        if (!(M->prof = (unsigned long long *)dev_alloc(&b->mem, n * 8))) return oom(n * 8);
+        if (!(b->h_stamps = (unsigned long long *)malloc(n * 8))) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    CK(cudaMemcpyAsync(b->d_step, b->h_io + 3 * CHUNK_TOKENS, 3 * sizeof(int32_t), cudaMemcpyHostToDevice, b->st));
+    CK(cu_mega_decode(M, b->d_step, b->st));
+    cu_input in = { b->h, b->E, b->out_norm, b->m->hp.norm_eps };
+    CK(cu_gemv(&b->head, &in, 1, b->logits, b->head.n_out, b->amax, b->st));
+    CK(cudaMemcpyAsync(b->h_stamps, M->prof, n * 8, cudaMemcpyDeviceToHost, b->st));
+    CK(cudaStreamSynchronize(b->st));
+    const unsigned long long *t = b->h_stamps;
+    for (int ph = 0; ph < nph; ph++) {
+        int kind = ph == 0 ? 0 : 1 + (ph - 1) % 5;
+        double sum = 0, mx = 0;
+        unsigned long long first = ~0ull, last = 0, next = ~0ull;
+        for (int i = 0; i < nb; i++) {
+            unsigned long long s0 = t[((size_t)ph * nb + i) * 2], s1 = t[((size_t)ph * nb + i) * 2 + 1];
+            double d = (double)(s1 - s0) * 1e-3;
+            sum += d;
+            mx = d > mx ? d : mx;
+            first = s0 < first ? s0 : first;
+            last = s1 > last ? s1 : last;
+            if (ph + 1 < nph) {
+                unsigned long long s2 = t[((size_t)(ph + 1) * nb + i) * 2];
+                next = s2 < next ? s2 : next;
+            }
+        }
+        b->stamp_us[kind][0] += sum / nb;
+        b->stamp_us[kind][1] += mx;
+        b->stamp_us[kind][2] += (double)((ph + 1 < nph ? next : last) - first) * 1e-3;
+    }
+    if (++b->prof_steps % 64 == 0) {
+        double total = 0;
+        for (int k = 0; k < 6; k++) total += b->stamp_us[k][2];
+        for (int k = 0; k < 6; k++)
+            ob_log(OB_LOG_INFO, "cuda profile: %-10s mean block %7.2f  slowest block %7.2f  wall %7.2f us/token",
+                   kinds[k], b->stamp_us[k][0] / b->prof_steps, b->stamp_us[k][1] / b->prof_steps,
+                   b->stamp_us[k][2] / b->prof_steps);
+        ob_log(OB_LOG_INFO, "cuda profile: persistent step wall %.2f us/token over %d steps (lm_head not included)",
+               total / b->prof_steps, b->prof_steps);
+    }
+    return OB_OK;
+}
+
 /* Eager decode step with an event after each kernel (OB_CUDA_PROFILE). */
 static ob_status prof_step(cuda_backend *b) {
+    if (b->use_mega) return prof_mega_step(b);
     b->n_ev = 0;
     CK(cudaMemcpyAsync(b->d_step, b->h_io + 3 * CHUNK_TOKENS, 3 * sizeof(int32_t), cudaMemcpyHostToDevice, b->st));
     CK(enqueue_layers(b, 1, b->d_step, b->d_step + 1, b->d_step + 2, b->n_split_decode, false));
@@ -440,17 +493,29 @@ static ob_status graph_step(cuda_backend *b) {
     if (!b->graph) {
         cudaGraph_t g;
         CK(cudaStreamBeginCapture(b->st, cudaStreamCaptureModeThreadLocal));
-        cudaError_t e = enqueue_layers(b, 1, b->d_step, b->d_step + 1, b->d_step + 2, b->n_split_decode, false);
+        cudaError_t e;
+        if (b->use_mega) e = cu_mega_decode(&b->mega, b->d_step, b->st);
+        else e = enqueue_layers(b, 1, b->d_step, b->d_step + 1, b->d_step + 2, b->n_split_decode, false);
         cu_input in = { b->h, b->E, b->out_norm, b->m->hp.norm_eps };
         if (e == cudaSuccess) e = cu_gemv(&b->head, &in, 1, b->logits, b->head.n_out, b->amax, b->st);
         cudaError_t e2 = cudaStreamEndCapture(b->st, &g);
-        if (e != cudaSuccess) return cu_fail(e, "capturing the decode graph");
-        if (e2 != cudaSuccess) return cu_fail(e2, "cudaStreamEndCapture");
-        e = cudaGraphInstantiate(&b->graph, g, 0);
-        cudaGraphDestroy(g);
+        if (e2 == cudaSuccess && e == cudaSuccess) {
+            e = cudaGraphInstantiate(&b->graph, g, 0);
+            cudaGraphDestroy(g);
+        } else if (e2 == cudaSuccess) {
+            cudaGraphDestroy(g);
+        }
+        if (e == cudaSuccess) e = e2;
         if (e != cudaSuccess) {
             b->graph = NULL;
-            return cu_fail(e, "cudaGraphInstantiate");
+            if (b->use_mega) { /* e.g. a runtime that cannot capture cooperative launches */
+                ob_log(OB_LOG_WARN, "CUDA: persistent decode step not usable (%s); using one kernel per operation",
+                       cudaGetErrorString(e));
+                cudaGetLastError();
+                b->use_mega = false;
+                return graph_step(b);
+            }
+            return cu_fail(e, "capturing the decode graph");
         }
     }
     CK(cudaMemcpyAsync(b->d_step, b->h_io + 3 * CHUNK_TOKENS, 3 * sizeof(int32_t), cudaMemcpyHostToDevice, b->st));
@@ -556,6 +621,7 @@ static void cuda_destroy(ob_backend *base) {
     cuda_backend *b = (cuda_backend *)base;
     if (!b) return;
     if (b->graph) cudaGraphExecDestroy(b->graph);
+    free(b->h_stamps);
     if (b->prof)
         for (size_t i = 0; i < OB_ARRAY_LEN(b->ev); i++) cudaEventDestroy(b->ev[i]);
     if (b->st) cudaStreamDestroy(b->st);
@@ -675,6 +741,41 @@ static ob_status create_inner(cuda_backend *b, const ob_backend_params *p) {
     CK(cudaMallocHost((void **)&b->h_amax, T * sizeof(unsigned long long)));
     b->seq_len = (int *)calloc((size_t)n_seq, sizeof *b->seq_len);
     if (!b->seq_len) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    /* the persistent decode step (decode_step.cu), opt-in with OB_CUDA_MEGA=1
+     * where the model suits it: measured slower than one kernel per
+     * operation so far (docs/PERFORMANCE.md, CUDA v9) */
+    const char *mega = getenv("OB_CUDA_MEGA");
+    if (mega && !strcmp(mega, "1")) {
+        cudaDeviceProp prop;
+        CK(cudaGetDeviceProperties(&prop, dev));
+        cu_mega *M = &b->mega;
+        M->n_layer = hp->n_layer;
+        M->emb = b->emb;
+        M->attn = b->attn;
+        M->attn.k = b->kc;
+        M->attn.v = b->vc;
+        M->attn.part = b->part;
+        M->attn.count = b->count;
+        M->layer_stride = b->layer_stride;
+        M->h = b->h, M->qkv = b->qkv, M->att = b->att, M->mb = b->mb;
+        M->E = b->E, M->Q = b->Q, M->F = b->F, M->nqkv = b->nqkv;
+        M->eps = hp->norm_eps;
+        M->amax = b->amax;
+        cudaError_t e = cu_mega_plan(M, b->L, prop.multiProcessorCount, prop.sharedMemPerBlockOptin);
+        if (e == cudaSuccess && cu_mega_part_floats(M) <= part_floats) {
+            size_t lb = (size_t)hp->n_layer * sizeof *b->L;
+            if ((st = upload(&b->mem, b->L, lb, &d))) return st;
+            M->layers = (const cu_layer *)d;
+            if (!(M->bar = (unsigned *)dev_alloc(&b->mem, sizeof(unsigned)))) return oom(sizeof(unsigned));
+            b->use_mega = true;
+            ob_log(OB_LOG_INFO, "CUDA: persistent decode step, %d blocks, %zu bytes of shared memory each",
+                   M->n_block, M->smem);
+        } else {
+            cudaGetLastError();
+            ob_log(OB_LOG_INFO, "CUDA: one kernel per operation for decode (%s)",
+                   e == cudaSuccess ? "partials" : cudaGetErrorString(e));
+        }
+    }
     const char *pdl = getenv("OB_CUDA_PDL");
     cu_set_pdl(!(pdl && !strcmp(pdl, "0")));
     const char *prof = getenv("OB_CUDA_PROFILE");
@@ -711,6 +812,10 @@ static ob_status cuda_create(const ob_model *m, const ob_backend_params *p, ob_b
 extern "C" const ob_backend_ops ob_backend_cuda = {
     "cuda", cuda_create, cuda_destroy, cuda_seq_truncate, cuda_seq_copy, cuda_decode, cuda_decode_argmax,
 };
+
+extern "C" int ob_cuda_persistent_decode(const ob_backend *b) {
+    return b && b->ops == &ob_backend_cuda && ((const cuda_backend *)b)->use_mega;
+}
 
 /* ---- device probing --------------------------------------------------------------- */
 

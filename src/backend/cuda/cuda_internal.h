@@ -139,4 +139,53 @@ cudaError_t cu_kernels_init(int max_smem);
 /* Programmatic dependent launch for every kernel (default on; OB_CUDA_PDL=0 turns it off). */
 void cu_set_pdl(bool on);
 
+/* ---- the persistent decode step (decode_step.cu) ---------------------------
+ * One launch runs every layer of a single-token decode step: one block per
+ * SM, the phases (embedding; per layer qkv, attention, o, gate/up, down)
+ * separated by grid-wide barriers, and each phase's weights copied into
+ * shared memory while the previous phase computes, so the weight stream never
+ * waits for a kernel boundary. The lm_head stays a separate kernel. */
+
+typedef struct cu_layer {
+    const float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; /* sub norms NULL when absent */
+    cu_linear qkv, o, gu, down;
+} cu_layer;
+
+/* Phases of a step: the embedding, then 5 per layer (qkv, attention, o, gate/up, down). */
+#define CU_MEGA_PHASES(n_layer) (1 + 5 * (n_layer))
+
+typedef struct cu_mega {
+    const cu_layer *layers;   /* device copy [n_layer] */
+    int n_layer;
+    cu_embed emb;
+    cu_attn attn;             /* geometry; k, v: layer 0's cache; part, count: merge scratch */
+    size_t layer_stride;      /* cache elements per layer */
+    float *h, *qkv, *att, *mb; /* [E], [nqkv], [Q], [F] activations */
+    int E, Q, F, nqkv;
+    float eps;
+    unsigned *bar;            /* grid barrier counter, zeroed before every launch */
+    unsigned long long *amax; /* the head's argmax cell, zeroed by the step */
+    unsigned long long *prof; /* NULL, or [CU_MEGA_PHASES(n_layer)][n_block][2] start/end
+                                 stamps (ns, %globaltimer) of every block's phases */
+    /* set by cu_mega_plan */
+    int n_block;              /* persistent blocks, one per SM */
+    int buf0, buf1;           /* bytes of the two weight buffers (qkv/gate-up, o/down) */
+    int qs_bytes;             /* int8 activation row */
+    int tile;                 /* attention positions per staged K/V tile */
+    int max_split;            /* KV splits per head */
+    size_t smem;              /* dynamic shared memory per block */
+} cu_mega;
+
+/* Checks that the model suits the persistent step (ternary linears, the
+ * shapes it supports, weights per block within shared memory) and sizes it:
+ * n_sm multiprocessors, max_smem bytes of opt-in shared memory per block.
+ * host_layers: the layers as on the host (the device copy is M->layers).
+ * cudaErrorNotSupported: use the per-kernel path. */
+cudaError_t cu_mega_plan(cu_mega *M, const cu_layer *host_layers, int n_sm, size_t max_smem);
+/* One decode step: step = device {token, pos, seq}. Leaves the last hidden
+ * state in M->h (the lm_head reads it) and zeroes M->amax. */
+cudaError_t cu_mega_decode(const cu_mega *M, const int32_t *step, cudaStream_t st);
+/* Floats of attention partials (M->attn.part) a planned step needs. */
+size_t cu_mega_part_floats(const cu_mega *M);
+
 #endif

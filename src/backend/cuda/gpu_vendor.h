@@ -64,6 +64,8 @@
 #define cudaFuncAttributePreferredSharedMemoryCarveout hipFuncAttributePreferredSharedMemoryCarveout
 #define cudaErrorInvalidValue hipErrorInvalidValue
 #define cudaMemcpy2D hipMemcpy2D
+#define cudaErrorNotSupported hipErrorNotSupported
+#define cudaOccupancyMaxActiveBlocksPerMultiprocessor hipOccupancyMaxActiveBlocksPerMultiprocessor
 #define OB_SHFL_XOR(v, m) __shfl_xor((v), (m))
 #define OB_WARP 64 /* CDNA; RDNA builds set wave32 and must redefine this */
 /* a += dot(4 x int8 of x, 4 x int8 of y) */
@@ -108,6 +110,73 @@
 #define OB_LDCG(p) (*(volatile const __typeof__(*(p)) *)(p))
 #else
 #define OB_LDCG(p) __ldcg(p)
+#endif
+
+/* Asynchronous 16-byte global -> shared copies (Ampere and later): issued by
+ * each thread, grouped by OB_CP_COMMIT(), waited for by OB_CP_WAIT(n) (all but
+ * the n most recent groups complete; each thread waits for its own copies, so
+ * a barrier must follow before other threads read them). Elsewhere a plain
+ * synchronous copy, with the same meaning. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 && !defined(OB_GPU_HIP)
+#define OB_CP_ASYNC16(dst, src)                                                                   \
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(dst)), \
+                 "l"(src)                                                                          \
+                 : "memory")
+#define OB_CP_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
+#define OB_CP_WAIT(n) asm volatile("cp.async.wait_group %0;" ::"n"(n) : "memory")
+#else
+#define OB_CP_ASYNC16(dst, src) (*(uint4 *)(dst) = *(const uint4 *)(src))
+#define OB_CP_COMMIT() ((void)0)
+#define OB_CP_WAIT(n) ((void)0)
+#endif
+
+/* Grid-wide barrier counter operations: an acquire load for spinning. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700 && !defined(OB_GPU_HIP)
+__device__ static inline unsigned ob_ld_acquire(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+#else
+#define ob_ld_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#endif
+
+/* Hopper bulk copies (the TMA engine, plain sm_90): one thread starts a copy
+ * of a contiguous global range into shared memory that completes on an
+ * mbarrier, without occupying the issuing warps while the bytes arrive (16-byte
+ * cp.async stalls its warps once the SM's request queue is full). */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && !defined(OB_GPU_HIP)
+#define OB_HAVE_BULK_COPY 1
+__device__ static inline unsigned ob_smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ static inline void ob_mbar_init(unsigned long long *bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(ob_smem_addr(bar)), "r"(count) : "memory");
+}
+/* Orders this thread's earlier generic shared-memory accesses before later
+ * async-proxy (bulk copy) writes, and mbarrier inits before their use. */
+__device__ static inline void ob_fence_proxy_async(void) {
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+/* Arrives on bar and adds bytes to the transaction count of its phase. */
+__device__ static inline void ob_mbar_expect(unsigned long long *bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(ob_smem_addr(bar)), "r"(bytes)
+                 : "memory");
+}
+/* dst, src 16-byte aligned; bytes a multiple of 16. */
+__device__ static inline void ob_bulk_copy(void *dst, const void *src, unsigned bytes, unsigned long long *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                     ob_smem_addr(dst)),
+                 "l"(src), "r"(bytes), "r"(ob_smem_addr(bar))
+                 : "memory");
+}
+/* Waits until the phase with this parity (0, 1, 0, ...) of bar has completed. */
+__device__ static inline void ob_mbar_wait(unsigned long long *bar, unsigned parity) {
+    unsigned done = 0;
+    while (!done)
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(done)
+                     : "r"(ob_smem_addr(bar)), "r"(parity)
+                     : "memory");
+}
 #endif
 
 #endif

@@ -5,6 +5,7 @@
 #ifndef OB_CUDA_H
 #define OB_CUDA_H
 
+#include "backend/backend.h"
 #include "model/model.h"
 
 #ifdef __cplusplus
@@ -20,6 +21,9 @@ void ob_cuda_device_name(int device, char *buf, size_t size);
 /* Device-to-device copy bandwidth in GB/s, counting bytes read plus written
  * (the ceiling a decode step is measured against). */
 ob_status ob_cuda_probe_bandwidth(int device, double *gbps);
+/* Whether a CUDA backend decodes single tokens through the persistent step
+ * (decode_step.cu) rather than one kernel per operation. */
+int ob_cuda_persistent_decode(const ob_backend *b);
 
 /* ---- test hooks (tests/gpu) ------------------------------------------------
  * One fused linear on the GPU: parts are concatenated (glu = 0) or
