@@ -9,6 +9,9 @@
  *    measured bandwidth. Enough copies of the matrix are cycled through that
  *    every call reads from DRAM, as in a real decode step.
  *  - t2_gemm prefill (64..512 tokens): GOPS and share of the int8 peak.
+ *  - batched decode (2..16 tokens, weights from DRAM as in a server step) on
+ *    the fused gate/up matrix and the i8 lm_head: GOPS, and the time per call
+ *    against one token's.
  *  - f_gemm (F16) and i8_gemm decode on the 128256x2560 lm_head: GB/s.
  * Threads split output rows in 64-row chunks, as the CPU backend does. */
 #include "backend/cpu/kernels.h"
@@ -127,14 +130,14 @@ int main(int argc, char **argv) {
     const int64_t max_cols = 6912;
     int8_t *q = xalloc((size_t)max_tok * max_cols);
     int32_t *qsum = xalloc(sizeof(int32_t) * max_tok);
-    float *x = xalloc(sizeof(float) * max_cols * 4);
+    float *x = xalloc(sizeof(float) * max_cols * 16);
     for (int t = 0; t < max_tok; t++) {
         int32_t s = 0;
         for (int64_t c = 0; c < max_cols; c++) s += q[t * max_cols + c] = (int8_t)(next() % 255 - 127);
         qsum[t] = s;
     }
-    for (int64_t i = 0; i < max_cols * 4; i++) x[i] = (float)(next() % 2001) / 1000.0f - 1.0f;
-    void *out = xalloc(sizeof(int32_t) * (size_t)max_tok * 13824); /* >= 128256 x 1 too */
+    for (int64_t i = 0; i < max_cols * 16; i++) x[i] = (float)(next() % 2001) / 1000.0f - 1.0f;
+    void *out = xalloc(sizeof(int32_t) * (size_t)max_tok * 13824); /* >= 128256 x 16 too */
 
     static const struct { int64_t rows, cols; const char *what; } t2_shapes[] = {
         { 2560, 2560, "wq/wo" }, { 640, 2560, "wk/wv" }, { 3840, 2560, "wqkv fused" },
@@ -168,6 +171,19 @@ int main(int argc, char **argv) {
                 printf("t2 decode  %5lldx%-5lld %-10s %d thr: %8.1f us  %5.1f GB/s  %3.0f%% of read bw\n",
                        (long long)rows, (long long)cols, t2_shapes[s].what, thread_counts[c], dt * 1e6, gbs,
                        100 * gbs / bw[c]);
+            }
+            if (rows == 13824) { /* batched decode: n tokens, every call from DRAM */
+                double t1 = 0;
+                for (int n_tok = 1; n_tok <= 16; n_tok = n_tok < 4 ? n_tok + 1 : n_tok * 2) {
+                    j.n_tok = n_tok;
+                    int c = n_counts - 1;
+                    double dt = time_calls(pools[c], &j, w, mat, copies, reps);
+                    if (n_tok == 1) t1 = dt;
+                    double gops = 2.0 * (double)rows * (double)cols * n_tok / dt / 1e9;
+                    printf("t2 batch   %5lldx%-5lld %3d tok   %d thr: %8.1f us  %5.0f GOPS  %3.0f%% of int8 peak  %.2fx one token's time\n",
+                           (long long)rows, (long long)cols, n_tok, thread_counts[c], dt * 1e6, gops, 100 * gops / peak[c], dt / t1);
+                }
+                j.n_tok = 1;
             }
             if (rows == 640 || rows == 3840 || rows == 13824) {
                 ob_aligned_free(w);
@@ -207,6 +223,14 @@ int main(int argc, char **argv) {
                 printf("%s lm_head %lldx%lld      %d thr: %8.1f us  %5.1f GB/s  %3.0f%% of read bw\n",
                        kind == 1 ? "f16" : "i8 ", (long long)rows, (long long)cols, thread_counts[c], dt * 1e6, gbs,
                        100 * gbs / bw[c]);
+            }
+            for (int n_tok = 4; n_tok <= 16; n_tok *= 2) { /* a batched step's logits */
+                j.n_tok = n_tok;
+                int c = n_counts - 1;
+                double dt = time_calls(pools[c], &j, w, mat, 1, reps);
+                double gops = 2.0 * (double)rows * (double)cols * n_tok / dt / 1e9;
+                printf("%s lm_head %2d tok      %d thr: %8.1f us  %5.0f G(FL)OPS (%3.0f%% of int8 peak)\n", kind == 1 ? "f16" : "i8 ",
+                       n_tok, thread_counts[c], dt * 1e6, gops, 100 * gops / peak[c]);
             }
             ob_aligned_free(w);
         }

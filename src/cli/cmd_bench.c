@@ -6,7 +6,12 @@
  *   2. Decode at each context C of --contexts (default 64,512,2048): the cache
  *      is filled to C positions, then --gen tokens are decoded one at a time,
  *      each with its logits (lm_head included, as in generation).
- *   3. Probes, after the runs (so peak RSS is the model's) on the same number
+ *   3. Batched decode (--batch N): N independent sequences, each holding the
+ *      context C (copied from sequence 0), decode one token each per step,
+ *      all N in one backend call with logits for every token (what a server
+ *      step does). Aggregate tokens/s = N * steps / seconds, and its ratio to
+ *      the single-stream decode of step 2 at the same context.
+ *   4. Probes, after the runs (so peak RSS is the model's) on the same number
  *      of threads: read bandwidth (GB/s) and the int8 multiply-add peak (GOPS)
  *      of the kernel set the backend uses (backend/cpu/probe.h).
  *
@@ -15,7 +20,9 @@
  * Achieved GB/s = bytes per token * tokens/s; its share of the measured read
  * bandwidth is the decode efficiency. Prefill GOPS counts 2 ops per ternary
  * multiply-add (the BitLinear matrices only; attention and the one lm_head
- * row are left out), against the measured int8 peak. */
+ * row are left out), against the measured int8 peak. Batched decode GOPS
+ * counts the BitLinear matrices and, when it is int8, the lm_head (every
+ * token of a batched step needs its logits). */
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/probe.h"
@@ -39,13 +46,15 @@ static void usage(FILE *fp) {
             "  --contexts A,B,..    decode at these cache lengths (default 64,512,2048)\n"
             "  --gen N              tokens decoded per context (default 16)\n"
             "  --reps N             prefill repetitions, median reported (default 3)\n"
+            "  --batch N            also decode N sequences at once, one token each per step,\n"
+            "                       at every context (aggregate tok/s and its ratio to one)\n"
             "  --no-probe           skip the machine probes (shares are then null)\n"
             "  --json               one JSON object on stdout\n\n%s",
             ob_cli_model_help);
 }
 
 typedef struct bench_opts {
-    int prompt, gen, reps, n_ctx;
+    int prompt, gen, reps, n_ctx, batch;
     int ctx[MAX_CONTEXTS];
     bool probe, json;
 } bench_opts;
@@ -105,6 +114,29 @@ static ob_status run_positions(ob_backend *b, int from, int to, int chunk, int32
     return OB_OK;
 }
 
+/* Batched decode at context C: sequences 1..N-1 get a copy of sequence 0's C
+ * positions, then `gen` steps decode one token of each of the N sequences in
+ * one call, with logits for all of them. *tps = N * gen / seconds. */
+static ob_status run_batched(ob_backend *b, int N, int C, int gen, double *tps) {
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)N), *pos = malloc(sizeof(int32_t) * (size_t)N);
+    int32_t *seq = malloc(sizeof(int32_t) * (size_t)N);
+    uint8_t *want = malloc((size_t)N);
+    float *logits = malloc(sizeof(float) * (size_t)N * (size_t)b->model->hp.n_vocab);
+    ob_status st = OB_OK;
+    if (!tok || !pos || !seq || !want || !logits) st = ob_fail(OB_ERR_NOMEM, "out of memory");
+    for (int s = 1; s < N && !st; s++) st = b->ops->seq_copy(b, 0, s, C);
+    double t0 = ob_time_s();
+    for (int g = 0; g < gen && !st; g++) {
+        for (int s = 0; s < N; s++) tok[s] = random_token(b->model->hp.n_vocab), pos[s] = C + g, seq[s] = s, want[s] = 1;
+        ob_batch batch = { .n = N, .token = tok, .pos = pos, .seq = seq, .logits = want };
+        st = b->ops->decode(b, &batch, logits);
+    }
+    *tps = (double)N * gen / (ob_time_s() - t0);
+    for (int s = 0; s < N && !st; s++) st = b->ops->seq_truncate(b, s, s ? 0 : C);
+    free(tok), free(pos), free(seq), free(want), free(logits);
+    return st;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -113,6 +145,7 @@ static int cmp_double(const void *a, const void *b) {
 typedef struct results {
     double prefill_s;                 /* median seconds for the prompt */
     double decode_tps[MAX_CONTEXTS];  /* tokens/s */
+    double batch_tps[MAX_CONTEXTS];   /* --batch: aggregate tokens/s of N streams */
     uint64_t kv_bytes[MAX_CONTEXTS];  /* KV read per token at that context */
     double peak_rss_mb;
 } results;
@@ -149,6 +182,7 @@ static ob_status run_bench(ob_backend *b, const bench_opts *o, size_t kv_elem, r
         for (int g = 0; g < o->gen && !st; g++) st = run_positions(b, C + g, C + g + 1, 1, tok, pos, logits);
         res->decode_tps[c] = o->gen / (ob_time_s() - t0);
         if (!st) st = b->ops->seq_truncate(b, 0, C);
+        if (!st && o->batch) st = run_batched(b, o->batch, C, o->gen, &res->batch_tps[c]);
         filled = C;
         /* attention reads K and V of every cached position, each layer (mean over the run) */
         double mean_ctx = C + (o->gen - 1) / 2.0 + 1;
@@ -173,6 +207,14 @@ static double layer_macs(const ob_model *m) {
         const ob_linear *lin[] = { &L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down };
         for (size_t i = 0; i < OB_ARRAY_LEN(lin); i++) macs += (double)lin[i]->in * (double)lin[i]->out;
     }
+    return macs;
+}
+
+/* Int8 multiply-adds per token of a batched decode step: the layers, and the
+ * lm_head when it is int8. */
+static double batch_int8_macs(const ob_model *m) {
+    double macs = layer_macs(m);
+    if (m->output.w->type == OB_TYPE_I8) macs += (double)m->output.in * (double)m->output.out;
     return macs;
 }
 
@@ -239,7 +281,22 @@ static void print_report(const ob_model *m, const char *backend, const char *ker
             json_share("read_bw_share", gbps, mc->read_gbps, false);
             printf("}");
         }
-        printf("],\n \"peak_rss_mb\": %.1f}\n", rss_mb);
+        printf("],\n \"batch\": ");
+        if (!o->batch) printf("null");
+        else {
+            printf("{\"streams\": %d, \"runs\": [", o->batch);
+            for (int c = 0; c < o->n_ctx; c++) {
+                double gops = 2.0 * batch_int8_macs(m) * res->batch_tps[c] / 1e9;
+                printf("%s\n  {\"context\": %d, \"steps\": %d, \"tokens_per_s\": %.2f, \"single_tokens_per_s\": %.2f, "
+                       "\"ratio\": %.3f, \"int8_gops\": %.1f, ",
+                       c ? "," : "", o->ctx[c], o->gen, res->batch_tps[c], res->decode_tps[c],
+                       res->batch_tps[c] / res->decode_tps[c], gops);
+                json_share("int8_peak_share", gops, mc->int8_gops, false);
+                printf("}");
+            }
+            printf("]}");
+        }
+        printf(",\n \"peak_rss_mb\": %.1f}\n", rss_mb);
         return;
     }
     printf("model      %s: %s, %d layers, embd %d, ff %d, vocab %d, lm_head %s\n", what,
@@ -259,6 +316,13 @@ static void print_report(const ob_model *m, const char *backend, const char *ker
         printf("decode     ctx %5d: %7.2f tok/s, %.1f MB/token, %.1f GB/s", o->ctx[c], res->decode_tps[c],
                (double)bytes / 1e6, gbps);
         if (mc->read_gbps > 0) printf(" = %.0f%% of read bandwidth", 100 * gbps / mc->read_gbps);
+        printf("\n");
+    }
+    for (int c = 0; o->batch && c < o->n_ctx; c++) {
+        double gops = 2.0 * batch_int8_macs(m) * res->batch_tps[c] / 1e9;
+        printf("batch %3d  ctx %5d: %7.2f tok/s aggregate = %.2fx one stream, %.0f int8 GOPS", o->batch, o->ctx[c],
+               res->batch_tps[c], res->batch_tps[c] / res->decode_tps[c], gops);
+        if (mc->int8_gops > 0) printf(" = %.0f%% of the int8 peak", 100 * gops / mc->int8_gops);
         printf("\n");
     }
     printf("memory     peak RSS %.0f MB\n", rss_mb);
@@ -298,6 +362,10 @@ int ob_cmd_bench(int argc, char **argv) {
             o.json = true;
         } else if (!strcmp(a, "--no-probe")) {
             o.probe = false;
+        } else if (!strcmp(a, "--batch")) {
+            if (!v || !ob_cli_int(v, 1, 256, &n)) return ob_cli_error(cmd, "--batch takes a count of sequences in 1..256");
+            o.batch = (int)n;
+            i++;
         } else if (!strcmp(a, "--prompt") || !strcmp(a, "--gen") || !strcmp(a, "--reps")) {
             if (!v || !ob_cli_int(v, 1, 1 << 20, &n)) return ob_cli_error(cmd, "%s takes a count in 1..1048576", a);
             *(!strcmp(a, "--prompt") ? &o.prompt : !strcmp(a, "--gen") ? &o.gen : &o.reps) = (int)n;
@@ -327,7 +395,7 @@ int ob_cmd_bench(int argc, char **argv) {
 
     ob_model *m;
     ob_backend *b;
-    if (ob_cli_open(cmd, &mo, 1, &m, &b)) return 1;
+    if (ob_cli_open(cmd, &mo, OB_MAX(o.batch, 1), &m, &b)) return 1;
     results res = { 0 };
     int rc = 0;
     if (run_bench(b, &o, mo.kv_f16 ? 2 : 4, &res)) rc = ob_cli_fail(cmd);

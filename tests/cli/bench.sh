@@ -45,6 +45,16 @@ run_bench "$tmp/scalar.json" --kernels scalar --no-probe
 jq -e '.kernels == "scalar"' "$tmp/scalar.json" >/dev/null || fail "--kernels scalar not reported"
 echo "ok: --head i8, --no-probe, --kernels scalar"
 
+# Batched decode: N sequences one token each per step; the ratio is to the
+# single-stream decode of the same run at the same context.
+run_bench "$tmp/batch.json" --batch 3 --head i8 --no-probe
+jq -e '.batch.streams == 3 and ([.batch.runs[].context] == [4, 16]) and all(.batch.runs[]; .steps == 3 and .tokens_per_s > 0 and .int8_gops > 0 and .int8_peak_share == null)' \
+  "$tmp/batch.json" >/dev/null || fail "--batch 3: $(jq -c .batch "$tmp/batch.json")"
+jq -e '[.decode[].tokens_per_s] == [.batch.runs[].single_tokens_per_s] and all(.batch.runs[]; ((.ratio - .tokens_per_s / .single_tokens_per_s) | fabs) < 0.001 + 0.001 * .ratio)' \
+  "$tmp/batch.json" >/dev/null || fail "--batch ratio is not batched / single tok/s: $(jq -c .batch "$tmp/batch.json")"
+jq -e '.batch == null' "$j" >/dev/null || fail "no --batch: batch should be null"
+echo "ok: --batch report"
+
 # The human-readable report.
 "$BIN" bench --synthetic tiny --prompt 8 --contexts 8 --gen 2 --reps 1 --no-probe >"$tmp/text" || fail "text report"
 grep -q "^prefill  *8 tokens" "$tmp/text" && grep -q "^decode  *ctx *8:" "$tmp/text" || fail "text report: $(cat "$tmp/text")"
@@ -63,4 +73,6 @@ bad --synthetic tiny --kernels no-such-set
 bad --synthetic tiny --ctx 16 --contexts 64
 bad --synthetic no-such-shape
 bad --synthetic tiny --bogus
+bad --synthetic tiny --batch 0
+bad --synthetic tiny --batch 257
 echo "ok: bad usage fails with one line"

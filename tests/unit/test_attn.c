@@ -54,7 +54,90 @@ static void test_attention_kernels(void **state) {
     }
 }
 
+/* Attention split by positions (ob_attn_chunk + ob_attn_merge), every set,
+ * against the softmax-weighted values computed in double over all positions.
+ * Chunk boundaries are random (1 to 9 chunks, some of one position). With
+ * |v| <= 1 every output is a convex combination of values, and float32
+ * scores, exps and sums over P <= 2049 terms stay within 2e-5 of it (the
+ * single-pass scalar path meets the same bound, checked too); a chunk lost,
+ * counted twice or rescaled wrongly moves outputs by about 1/sqrt(P) >= 0.02. */
+static void test_split_attention(void **state) {
+    (void)state;
+    uint64_t seed = ob_test_seed();
+    const int Ps[] = { 2, 257, 300, 1000, 2049 }, Gs[] = { 1, 3, 4 }, Ds[] = { 64, 100, 128 };
+    int checked = 0;
+    for (const ob_cpu_kernels *const *k = ob_cpu_kernels_all(); *k; k++) {
+        if (!(*k)->available()) continue;
+        for (size_t pi = 0; pi < OB_ARRAY_LEN(Ps); pi++)
+            for (size_t gi = 0; gi < OB_ARRAY_LEN(Gs); gi++)
+                for (int f16 = 0; f16 < 2; f16++) {
+                    int P = Ps[pi], G = Gs[gi], D = Ds[(pi + gi) % 3];
+                    size_t stride = (size_t)D + 8;
+                    ob_type t = f16 ? OB_TYPE_F16 : OB_TYPE_F32;
+                    float *q = malloc(sizeof(float) * (size_t)(G * D));
+                    void *kc = malloc(stride * (size_t)P * 4), *vc = malloc(stride * (size_t)P * 4);
+                    double *kf = malloc(sizeof(double) * stride * (size_t)P), *vf = malloc(sizeof(double) * stride * (size_t)P);
+                    for (int i = 0; i < G * D; i++) q[i] = frand(&seed) * 3.0f; /* peaky and flat heads */
+                    for (size_t i = 0; i < stride * (size_t)P; i++) {
+                        float a = frand(&seed), b = frand(&seed);
+                        if (f16) {
+                            ((uint16_t *)kc)[i] = ob_f32_to_f16(a), ((uint16_t *)vc)[i] = ob_f32_to_f16(b);
+                            kf[i] = ob_f16_to_f32(((uint16_t *)kc)[i]), vf[i] = ob_f16_to_f32(((uint16_t *)vc)[i]);
+                        } else {
+                            ((float *)kc)[i] = a, ((float *)vc)[i] = b, kf[i] = a, vf[i] = b;
+                        }
+                    }
+                    /* random chunk boundaries */
+                    int n_chunks = 1 + (int)(ob_test_rand(&seed) % (uint64_t)(P < 9 ? P : 9)), bounds[10];
+                    bounds[0] = 0, bounds[n_chunks] = P;
+                    for (int c = 1; c < n_chunks; c++) {
+                        int lo = bounds[c - 1] + 1, hi = P - (n_chunks - c);
+                        bounds[c] = lo + (int)(ob_test_rand(&seed) % (uint64_t)(hi - lo + 1));
+                    }
+                    size_t pf = ob_attn_part_floats(G, D), es = f16 ? 2 : 4;
+                    float *parts = malloc(sizeof(float) * pf * (size_t)n_chunks), *scores = malloc(sizeof(float) * (size_t)(G * P));
+                    for (int c = 0; c < n_chunks; c++)
+                        ob_attn_chunk(*k, q, G, (const uint8_t *)kc + (size_t)bounds[c] * stride * es,
+                                      (const uint8_t *)vc + (size_t)bounds[c] * stride * es, t, stride,
+                                      bounds[c + 1] - bounds[c], D, 0.125f, scores, parts + (size_t)c * pf);
+                    float *out = malloc(sizeof(float) * (size_t)(G * D)), *one = malloc(sizeof(float) * (size_t)(G * D));
+                    ob_attn_merge(parts, n_chunks, G, D, out);
+                    /* the single-pass scalar path, as the backend runs it */
+                    ob_kernels_scalar.attn_scores(q, G, kc, t, stride, P, D, 0.125f, scores);
+                    for (int g = 0; g < G; g++) {
+                        float *sc = scores + (size_t)g * P, mx = -INFINITY, sum = 0;
+                        for (int p = 0; p < P; p++) mx = fmaxf(mx, sc[p]);
+                        for (int p = 0; p < P; p++) sum += (sc[p] = expf(sc[p] - mx));
+                        for (int p = 0; p < P; p++) sc[p] /= sum;
+                    }
+                    ob_kernels_scalar.attn_values(one, scores, G, vc, t, stride, P, D);
+                    for (int g = 0; g < G; g++) {
+                        double *w = malloc(sizeof(double) * (size_t)P), mx = -INFINITY, sum = 0;
+                        for (int p = 0; p < P; p++) {
+                            double s = 0;
+                            for (int d = 0; d < D; d++) s += (double)q[g * D + d] * kf[(size_t)p * stride + (size_t)d];
+                            w[p] = s * 0.125;
+                            if (w[p] > mx) mx = w[p];
+                        }
+                        for (int p = 0; p < P; p++) sum += (w[p] = exp(w[p] - mx));
+                        for (int d = 0; d < D; d++) {
+                            double ref = 0;
+                            for (int p = 0; p < P; p++) ref += w[p] / sum * vf[(size_t)p * stride + (size_t)d];
+                            float got = out[g * D + d], single = one[g * D + d];
+                            if (!(fabs(got - ref) <= 2e-5) || !(fabs(single - ref) <= 2e-5))
+                                fail_msg("%s split attention P=%d G=%d D=%d chunks=%d: out[%d][%d] = %.8g (single pass %.8g), "
+                                         "expected %.8g", (*k)->name, P, G, D, n_chunks, g, d, got, single, ref);
+                        }
+                        free(w);
+                    }
+                    free(q), free(kc), free(vc), free(kf), free(vf), free(parts), free(scores), free(out), free(one);
+                    checked++;
+                }
+    }
+    print_message("%d split-attention cases match the double-precision softmax\n", checked);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_attention_kernels) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(test_attention_kernels), cmocka_unit_test(test_split_attention) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -258,8 +258,59 @@ static void test_auto_vs_scalar(void **state) {
     ob_model_free(m);
 }
 
+/* Long context with the SIMD kernels, where attention over more than 256
+ * positions is split into chunks merged by their softmax partial sums:
+ *  - a token's logits are bitwise the same decoded in a batch of sequences at
+ *    other positions, decoded alone, and computed by a full re-run of its
+ *    sequence as one prompt (what the server's batching relies on).
+ * The split's accuracy against the single-pass softmax is bounded in
+ * test_attn.c: end to end on this random model, float-order changes alone
+ * (with or without the split) flip int8 activation roundings in some seeds
+ * and move the logits by up to 0.26 relative, so no useful bound exists here. */
+static void test_long_context_batches(void **state) {
+    (void)state;
+    enum { N0 = 600, N1 = 300, N2 = 40, V = 1000 };
+    ob_model *m;
+    assert_int_equal(ob_model_synthetic("tiny", OB_TYPE_I8, 5, &m), OB_OK);
+    uint64_t seed = ob_test_seed();
+    int32_t *ids = malloc(sizeof(int32_t) * (N0 + 1)), *pos = malloc(sizeof(int32_t) * (N0 + 1));
+    for (int i = 0; i <= N0; i++) ids[i] = (int32_t)(ob_test_rand(&seed) % V), pos[i] = i;
+    float *rerun[2], *batched = malloc(3 * V * sizeof(float)), *alone = malloc(V * sizeof(float));
+    const char *ks[2] = { "auto", "scalar" };
+    for (int k = 0; k < 2; k++) {
+        ob_backend_params bp = { .n_threads = 2, .n_ctx = 700, .n_seq = 3, .kernels = ks[k] };
+        ob_backend *b;
+        assert_int_equal(ob_backend_create("cpu", m, &bp, &b), OB_OK);
+        /* the whole sequence as one prompt, logits of its last token */
+        rerun[k] = malloc(V * sizeof(float));
+        ob_batch full = { N0 + 1, ids, pos, NULL, NULL };
+        assert_int_equal(b->ops->decode(b, &full, rerun[k]), OB_OK);
+        /* three sequences at positions 600, 300, 40, one batched step */
+        assert_int_equal(b->ops->seq_truncate(b, 0, N0), OB_OK);
+        assert_int_equal(b->ops->seq_copy(b, 0, 1, N1), OB_OK);
+        assert_int_equal(b->ops->seq_copy(b, 0, 2, N2), OB_OK);
+        int32_t tok3[3] = { ids[N0], ids[N1], ids[N2] }, pos3[3] = { N0, N1, N2 }, seq3[3] = { 0, 1, 2 };
+        uint8_t want3[3] = { 1, 1, 1 };
+        ob_batch three = { 3, tok3, pos3, seq3, want3 };
+        assert_int_equal(b->ops->decode(b, &three, batched), OB_OK);
+        assert_memory_equal(batched, rerun[k], V * sizeof(float));
+        /* each alone */
+        for (int s = 0; s < 3; s++) {
+            assert_int_equal(b->ops->seq_truncate(b, s, pos3[s]), OB_OK);
+            ob_batch one = { 1, &tok3[s], &pos3[s], &seq3[s], NULL };
+            assert_int_equal(b->ops->decode(b, &one, alone), OB_OK);
+            if (memcmp(alone, batched + (size_t)s * V, V * sizeof(float)) != 0)
+                fail_msg("%s: sequence %d at position %d: batched logits differ from the same step alone", ks[k], s, pos3[s]);
+        }
+        ob_backend_destroy(b);
+    }
+    free(ids), free(pos), free(rerun[0]), free(rerun[1]), free(batched), free(alone);
+    ob_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_long_context_batches),
         cmocka_unit_test(test_kv_cache_matches_rerun),
         cmocka_unit_test(test_auto_vs_scalar),
         cmocka_unit_test(test_fixture_parity),

@@ -12,8 +12,11 @@
  *   [attn_sub_norm] -> o -> x += ; xn = rmsnorm(x) -> quantize once -> gate, up
  *   -> act(gate) * up -> [ffn_sub_norm] -> down -> x +=
  * then the final norm and the lm_head for the tokens that asked for logits.
- * Work is split across a persistent thread pool by output rows (GEMMs) or by
- * (token, head) pairs (attention). */
+ * Work is split across a persistent thread pool by output rows (GEMMs), by
+ * tokens (the per-token steps before each GEMM: residual add, activation,
+ * norm, quantization) or by (token, head) pairs (attention). Every token's
+ * numbers are computed the same way whatever the batch around it, so a
+ * sequence decoded in a server's batch gives the logits it gives alone. */
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "core/threadpool.h"
@@ -24,6 +27,7 @@
 
 #define MAX_CHUNK 256   /* tokens per forward chunk (bounds scratch memory) */
 #define ROW_ALIGN 16    /* rows per work unit: 64 bytes of f32 output */
+#define ACC_CAP 16384   /* int32 accumulators per thread: [n_tok][rows of one block] */
 
 typedef struct cpu_backend {
     ob_backend base;
@@ -41,8 +45,13 @@ typedef struct cpu_backend {
     float *x, *xn, *q, *kx, *vx, *att, *gate, *up, *tmp;
     int8_t *xq;             /* [T][pad(wide)] quantized activations */
     float *xs;              /* [T] activation scales s */
-    int32_t *xsum, *acc;    /* [T], [T][max(out)] */
-    float *scores;          /* [n_threads][n_ctx] attention scratch */
+    int32_t *xsum;          /* [T] */
+    int32_t *acc;           /* [n_threads][ACC_CAP] */
+    float *scores;          /* [n_threads][G][n_ctx] attention scratch */
+    float *att_part;        /* [att_slots][G*D + 2G] partial states of split items */
+    int att_slots;
+    struct attn_unit *att_units; /* [MAX_CHUNK * n_head_kv + att_slots] */
+    struct attn_item *att_items; /* [att_slots] */
     float *rope_cs;         /* [T][rope_dim] cos, sin pairs */
 } cpu_backend;
 
@@ -91,30 +100,41 @@ typedef struct gemm_job {
     gemm_part part[3];
 } gemm_job;
 
-/* Rows [r0, r1) of one part; acc is this part's [n_tok][out] int32 area. */
+/* Rows [r0, r1) of one part. Quantized weights run in blocks of rows whose
+ * int32 results for every token fit the thread's ACC_CAP accumulators (acc),
+ * so any number of tokens (a whole batch's lm_head) takes one pass over the
+ * weights. */
 static void gemm_rows(const gemm_job *j, const gemm_part *pt, int32_t *acc, int64_t r0, int64_t r1) {
     cpu_backend *b = j->b;
     const ob_linear *l = pt->lin;
     int64_t in_pad = ob_act_pad(l->in);
-    size_t acc_stride = (size_t)l->out;
     switch (l->w->type) {
     case OB_TYPE_T2:
-    case OB_TYPE_I8:
-        if (l->w->type == OB_TYPE_T2)
-            b->k->t2_gemm(l->w->data, ob_type_row_bytes(OB_TYPE_T2, l->in), r0, r1, b->xq, (size_t)in_pad, b->xsum,
-                          j->n_tok, acc, acc_stride);
-        else
-            b->k->i8_gemm(l->w->data, l->in, r0, r1, b->xq, (size_t)in_pad, j->n_tok, acc, acc_stride);
-        for (int t = 0; t < j->n_tok; t++) {
-            const int32_t *a = acc + (size_t)t * acc_stride;
-            float *o = pt->out + (size_t)t * pt->out_stride;
-            float inv_s = 1.0f / b->xs[t];
-            for (int64_t r = r0; r < r1; r++) {
-                float beta = l->w->type == OB_TYPE_I8 ? pt->row_scale[r] : l->scale[l->n_scale == 1 ? 0 : r];
-                o[r] = (float)a[r] * inv_s * beta;
+    case OB_TYPE_I8: {
+        bool t2 = l->w->type == OB_TYPE_T2;
+        size_t row_bytes = t2 ? ob_type_row_bytes(OB_TYPE_T2, l->in) : (size_t)l->in;
+        int64_t blk = OB_MAX(ROW_ALIGN, ACC_CAP / j->n_tok / ROW_ALIGN * ROW_ALIGN); /* n_tok <= MAX_CHUNK */
+        for (int64_t rb = r0; rb < r1; rb += blk) {
+            int64_t n = OB_MIN(blk, r1 - rb);
+            const uint8_t *w = (const uint8_t *)l->w->data + (size_t)rb * row_bytes;
+            if (t2) b->k->t2_gemm(w, row_bytes, 0, n, b->xq, (size_t)in_pad, b->xsum, j->n_tok, acc, (size_t)blk);
+            else b->k->i8_gemm((const int8_t *)w, l->in, 0, n, b->xq, (size_t)in_pad, j->n_tok, acc, (size_t)blk);
+            /* out = acc / s * beta, beta one per matrix or one per row */
+            const float *restrict beta = t2 ? (l->n_scale == 1 ? NULL : l->scale + rb) : pt->row_scale + rb;
+            for (int t = 0; t < j->n_tok; t++) {
+                const int32_t *restrict a = acc + (size_t)t * (size_t)blk;
+                float *restrict o = pt->out + (size_t)t * pt->out_stride + rb;
+                float inv_s = 1.0f / b->xs[t];
+                if (beta) {
+                    for (int64_t r = 0; r < n; r++) o[r] = (float)a[r] * inv_s * beta[r];
+                } else {
+                    float beta0 = l->scale[0];
+                    for (int64_t r = 0; r < n; r++) o[r] = (float)a[r] * inv_s * beta0;
+                }
             }
         }
         break;
+    }
     case OB_TYPE_Q8_0: { /* rare (GGUF heads): dequantize one row at a time */
         float *row = malloc((size_t)l->in * sizeof *row);
         if (!row) break; /* leaves stale values; a few KB, practically unreachable */
@@ -142,80 +162,199 @@ static void gemm_task(void *arg, int ith, int nth) {
     for (int p = 0; p < j->n_parts; p++) total += j->part[p].lin->out;
     int64_t g0, g1, base = 0;
     ob_split_range(total, ith, nth, ROW_ALIGN, &g0, &g1);
-    int32_t *acc = j->b->acc;
+    int32_t *acc = j->b->acc + (size_t)ith * ACC_CAP;
     for (int p = 0; p < j->n_parts && g0 < g1; p++) {
         int64_t out = j->part[p].lin->out;
         int64_t r0 = OB_MAX(g0, base) - base, r1 = OB_MIN(g1, base + out) - base;
         if (r0 < r1) gemm_rows(j, &j->part[p], acc, r0, r1);
-        acc += (size_t)j->n_tok * (size_t)out;
         base += out;
     }
-}
-
-/* Quantizes n_tok rows of `in` (n values each, stride in_stride) into b->xq. */
-static void quantize_rows(cpu_backend *b, const float *in, size_t in_stride, int64_t n, int n_tok) {
-    int64_t pad = ob_act_pad(n);
-    ob_quantize_i8_fn quant = b->k->quantize_i8 ? b->k->quantize_i8 : ob_quantize_row_i8; /* bit-identical */
-    for (int t = 0; t < n_tok; t++)
-        b->xs[t] = quant(in + (size_t)t * in_stride, n, pad, b->xq + (size_t)t * pad, &b->xsum[t]);
 }
 
 static bool needs_quant(const ob_linear *l) { return l->w->type == OB_TYPE_T2 || l->w->type == OB_TYPE_I8; }
 
 /* part[i].out = part[i].lin(in) for every part. Quantized weights read the
- * activations quantized once here (shared by all parts). */
-static void linears(cpu_backend *b, const float *in, size_t in_stride, int64_t n_in, int n_tok, int n_parts,
-                    const gemm_part *parts) {
-    bool q = false;
-    for (int p = 0; p < n_parts; p++) q |= needs_quant(parts[p].lin);
-    if (q) quantize_rows(b, in, in_stride, n_in, n_tok);
+ * activations that prep() quantized into b->xq (once, shared by all parts). */
+static void linears(cpu_backend *b, const float *in, size_t in_stride, int n_tok, int n_parts, const gemm_part *parts) {
     gemm_job j = { b, n_tok, in, in_stride, n_parts, { { 0 } } };
     memcpy(j.part, parts, (size_t)n_parts * sizeof *parts);
     ob_pool_run(b->pool, gemm_task, &j);
 }
 
+/* ---- per-token steps before a GEMM ------------------------------------------
+ * For each token t, in this order, each step optional:
+ *   x[t] += add[t]                        (a residual)
+ *   x[t] = act(x[t]) * up[t]              (the feed-forward gate)
+ *   y[t] = rmsnorm(x[t]) * norm_w         (else y = x)
+ *   b->xq[t], xs[t], xsum[t] = quantize(y[t])
+ * Split over the pool by tokens when there are several (a prefill chunk or a
+ * batched step: one thread doing this for 256 tokens was 10-15% of prefill);
+ * one token runs on the caller, with no pool barrier. */
+
+typedef struct prep_job {
+    cpu_backend *b;
+    int n_tok;
+    int64_t n;              /* values per token */
+    float *x;               /* [n_tok][x_stride] */
+    size_t x_stride;
+    const float *add;       /* [n_tok][n] or NULL */
+    const float *up;        /* [n_tok][x_stride] or NULL */
+    const float *norm_w;    /* [n] or NULL */
+    float *y;               /* [n_tok][y_stride] (with norm_w) */
+    size_t y_stride;
+    bool quant;
+} prep_job;
+
+static void prep_task(void *arg, int ith, int nth) {
+    const prep_job *j = arg;
+    cpu_backend *b = j->b;
+    const ob_hparams *hp = &b->m->hp;
+    int64_t t0, t1, n = j->n, pad = ob_act_pad(j->n);
+    ob_split_range(j->n_tok, ith, nth, 1, &t0, &t1);
+    ob_quantize_i8_fn quant = b->k->quantize_i8 ? b->k->quantize_i8 : ob_quantize_row_i8; /* bit-identical */
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = j->x + (size_t)t * j->x_stride;
+        if (j->add)
+            for (int64_t i = 0; i < n; i++) x[i] += j->add[(size_t)t * (size_t)n + (size_t)i];
+        if (j->up) {
+            const float *u = j->up + (size_t)t * j->x_stride;
+            for (int64_t i = 0; i < n; i++) {
+                float g = x[i];
+                float a = hp->act_relu2 ? (g > 0 ? g * g : 0.0f) : g / (1.0f + expf(-g));
+                x[i] = a * u[i];
+            }
+        }
+        const float *y = x;
+        if (j->norm_w) {
+            float *yt = j->y + (size_t)t * j->y_stride;
+            rmsnorm(yt, x, j->norm_w, n, hp->norm_eps);
+            y = yt;
+        }
+        if (j->quant) b->xs[t] = quant(y, n, pad, b->xq + (size_t)t * (size_t)pad, &b->xsum[t]);
+    }
+}
+
+static void prep(cpu_backend *b, const prep_job *j) {
+    if (j->n_tok > 1) ob_pool_run(b->pool, prep_task, (void *)j);
+    else prep_task((void *)j, 0, 1);
+}
+
 /* ---- attention -------------------------------------------------------------- */
+
+/* Work units of one layer's attention. A unit is positions [p0, p1) of one
+ * (token, KV head) item; its G query heads share every K/V row load.
+ *  - slot < 0: the whole item (p0 = 0, p1 = pos + 1), softmax and values
+ *    written straight to b->att: the reference order (the scalar set always
+ *    runs this way, so its path stays the specification);
+ *  - slot >= 0: a chunk of an item split by positions (SIMD sets, items over
+ *    ATT_SPLIT positions): its partial state (max m, sum l of exp(s - m), and
+ *    the unnormalized sum of exp(s - m) v) goes to b->att_part[slot], and
+ *    attn_merge_task combines an item's chunks in chunk order.
+ * Decode at long context has one item per KV head (5 for 2B-4T, split 3:2
+ * over 2 threads when whole); chunks balance it. An item is split by its own
+ * length only, so a token's output is the same in any batch. */
+#define ATT_SPLIT 256
+
+typedef struct attn_unit { int t, kvh, p0, p1, slot; } attn_unit;
+typedef struct attn_item { int t, kvh, slot0, n_chunks; } attn_item; /* a split item */
 
 typedef struct attn_job {
     cpu_backend *b;
-    int layer, n_tok;
+    int layer;
     const int32_t *pos, *seq;
+    int n_units, n_items;
 } attn_job;
 
-/* One work item = (token, KV head): its G query heads share every K/V row. */
+static size_t att_part_floats(const ob_hparams *hp) {
+    return ob_attn_part_floats(hp->n_head / hp->n_head_kv, hp->head_dim);
+}
+
 static void attn_task(void *arg, int ith, int nth) {
     attn_job *j = arg;
     cpu_backend *b = j->b;
     const ob_hparams *hp = &b->m->hp;
     int D = hp->head_dim, G = hp->n_head / hp->n_head_kv;
     int64_t Q = (int64_t)hp->n_head * D;
-    size_t n_ctx = (size_t)b->base.n_ctx;
-    float *scores = b->scores + (size_t)ith * (size_t)G * n_ctx;
+    float *scores = b->scores + (size_t)ith * (size_t)G * (size_t)b->base.n_ctx;
     float scale = 1.0f / sqrtf((float)D);
     ob_type kvt = b->kv_type == OB_KV_F16 ? OB_TYPE_F16 : OB_TYPE_F32;
     ob_attn_scores_fn scores_fn = b->k->attn_scores ? b->k->attn_scores : ob_kernels_scalar.attn_scores;
     ob_attn_values_fn values_fn = b->k->attn_values ? b->k->attn_values : ob_kernels_scalar.attn_values;
-    int64_t items = (int64_t)j->n_tok * hp->n_head_kv, i0, i1;
-    ob_split_range(items, ith, nth, 1, &i0, &i1);
-    for (int64_t it = i0; it < i1; it++) {
-        int t = (int)(it / hp->n_head_kv), kvh = (int)(it % hp->n_head_kv);
-        int n_pos = j->pos[t] + 1, seq = j->seq ? j->seq[t] : 0;
-        size_t head_off = kv_offset(b, seq, j->layer, kvh, 0) * b->kv_elem;
-        const float *q = b->q + (size_t)t * Q + (size_t)kvh * G * D;
-        scores_fn(q, G, (const uint8_t *)b->kv_k + head_off, kvt, (size_t)D, n_pos, D, scale, scores);
+    int64_t u0, u1;
+    ob_split_range(j->n_units, ith, nth, 1, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const attn_unit *un = &b->att_units[u];
+        int n = un->p1 - un->p0, seq = j->seq ? j->seq[un->t] : 0;
+        size_t off = kv_offset(b, seq, j->layer, un->kvh, un->p0) * b->kv_elem;
+        const float *q = b->q + (size_t)un->t * Q + (size_t)un->kvh * G * D;
+        if (un->slot >= 0) {
+            ob_attn_chunk(b->k, q, G, (const uint8_t *)b->kv_k + off, (const uint8_t *)b->kv_v + off, kvt, (size_t)D, n,
+                          D, scale, scores, b->att_part + (size_t)un->slot * att_part_floats(hp));
+            continue;
+        }
+        scores_fn(q, G, (const uint8_t *)b->kv_k + off, kvt, (size_t)D, n, D, scale, scores);
         for (int g = 0; g < G; g++) { /* softmax over positions 0..pos */
-            float *sc = scores + (size_t)g * (size_t)n_pos, mx = -INFINITY, sum = 0;
-            for (int p = 0; p < n_pos; p++) mx = fmaxf(mx, sc[p]);
-            for (int p = 0; p < n_pos; p++) { /* exp(-88) is below the smallest float: skip libm's slow path */
+            float *sc = scores + (size_t)g * (size_t)n, mx = -INFINITY, sum = 0;
+            for (int p = 0; p < n; p++) mx = fmaxf(mx, sc[p]);
+            for (int p = 0; p < n; p++) { /* exp(-88) is below the smallest float: skip libm's slow path */
                 float z = sc[p] - mx;
                 sum += (sc[p] = z < -88.0f ? 0.0f : expf(z));
             }
             float inv = 1.0f / sum;
-            for (int p = 0; p < n_pos; p++) sc[p] *= inv;
+            for (int p = 0; p < n; p++) sc[p] *= inv;
         }
-        float *o = b->att + (size_t)t * Q + (size_t)kvh * G * D;
-        values_fn(o, scores, G, (const uint8_t *)b->kv_v + head_off, kvt, (size_t)D, n_pos, D);
+        float *o = b->att + (size_t)un->t * Q + (size_t)un->kvh * G * D;
+        values_fn(o, scores, G, (const uint8_t *)b->kv_v + off, kvt, (size_t)D, n, D);
     }
+}
+
+/* Each split item's chunks merged in chunk order (ob_attn_merge). */
+static void attn_merge_task(void *arg, int ith, int nth) {
+    attn_job *j = arg;
+    cpu_backend *b = j->b;
+    const ob_hparams *hp = &b->m->hp;
+    int D = hp->head_dim, G = hp->n_head / hp->n_head_kv;
+    int64_t Q = (int64_t)hp->n_head * D, i0, i1;
+    ob_split_range(j->n_items, ith, nth, 1, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        const attn_item *it = &b->att_items[i];
+        ob_attn_merge(b->att_part + (size_t)it->slot0 * att_part_floats(hp), it->n_chunks, G, D,
+                      b->att + (size_t)it->t * Q + (size_t)it->kvh * G * D);
+    }
+}
+
+static void attn_run(cpu_backend *b, attn_job *j) {
+    if (j->n_units) ob_pool_run(b->pool, attn_task, j);
+    if (j->n_items) ob_pool_run(b->pool, attn_merge_task, j);
+    j->n_units = j->n_items = 0;
+}
+
+/* Builds the units of every (token, KV head) item and runs them, in waves
+ * when the split items' partial states would overflow att_part. */
+static void attention(cpu_backend *b, int layer, int n_tok, const int32_t *pos, const int32_t *seq) {
+    const ob_hparams *hp = &b->m->hp;
+    attn_job j = { b, layer, pos, seq, 0, 0 };
+    bool split = b->k != &ob_kernels_scalar;
+    int slots = 0;
+    for (int t = 0; t < n_tok; t++) {
+        int n_pos = pos[t] + 1;
+        int n_chunks = split && n_pos > ATT_SPLIT ? (n_pos + ATT_SPLIT - 1) / ATT_SPLIT : 1;
+        if (n_chunks > 1 && slots + hp->n_head_kv * n_chunks > b->att_slots) {
+            attn_run(b, &j);
+            slots = 0;
+        }
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            if (n_chunks == 1) {
+                b->att_units[j.n_units++] = (attn_unit){ t, h, 0, n_pos, -1 };
+                continue;
+            }
+            b->att_items[j.n_items++] = (attn_item){ t, h, slots, n_chunks };
+            for (int c = 0; c < n_chunks; c++) /* even chunks, by the item's length only */
+                b->att_units[j.n_units++] = (attn_unit){ t, h, (int)((int64_t)n_pos * c / n_chunks),
+                                                         (int)((int64_t)n_pos * (c + 1) / n_chunks), slots++ };
+        }
+    }
+    attn_run(b, &j);
 }
 
 /* RoPE on one head vector x[head_dim] with cos/sin pairs cs[rope_dim]. */
@@ -262,13 +401,18 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
         rope_table(b->rope_cs + (size_t)t * hp->rope_dim, pos[t], hp->rope_dim, hp->rope_base);
     }
 
+    /* The residual of each layer's down projection (b->tmp) is added by the
+     * next per-token step: the next layer's attn_norm, or the final norm. */
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
         /* attention */
-        for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->x + (size_t)t * E, L->attn_norm, E, eps);
+        prep_job pj = { .b = b, .n_tok = T, .n = E, .x = b->x, .x_stride = (size_t)E, .add = l ? b->tmp : NULL,
+                        .norm_w = L->attn_norm, .y = b->xn, .y_stride = (size_t)W,
+                        .quant = needs_quant(&L->q) || needs_quant(&L->k) || needs_quant(&L->v) };
+        prep(b, &pj);
         gemm_part qkv[3] = { { &L->q, b->q, (size_t)Q, NULL }, { &L->k, b->kx, (size_t)KV, NULL },
                              { &L->v, b->vx, (size_t)KV, NULL } };
-        linears(b, b->xn, (size_t)W, E, T, 3, qkv);
+        linears(b, b->xn, (size_t)W, T, 3, qkv);
         for (int t = 0; t < T; t++) {
             const float *cs = b->rope_cs + (size_t)t * hp->rope_dim;
             for (int h = 0; h < hp->n_head; h++) rope_apply(b->q + (size_t)t * Q + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
@@ -281,54 +425,43 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
                 }
             }
         }
-        attn_job aj = { b, l, T, pos, seq };
-        ob_pool_run(b->pool, attn_task, &aj);
-        const float *o_in = b->att;
-        size_t o_stride = (size_t)Q;
-        if (hp->sub_norms) {
-            for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->att + (size_t)t * Q, L->attn_sub_norm, Q, eps);
-            o_in = b->xn;
-            o_stride = (size_t)W;
-        }
+        attention(b, l, T, pos, seq);
+        bool sub = hp->sub_norms;
+        pj = (prep_job){ .b = b, .n_tok = T, .n = Q, .x = b->att, .x_stride = (size_t)Q, .norm_w = sub ? L->attn_sub_norm : NULL,
+                         .y = b->xn, .y_stride = (size_t)W, .quant = needs_quant(&L->o) };
+        prep(b, &pj);
         gemm_part o = { &L->o, b->tmp, (size_t)E, NULL };
-        linears(b, o_in, o_stride, Q, T, 1, &o);
-        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) b->x[i] += b->tmp[i];
+        linears(b, sub ? b->xn : b->att, sub ? (size_t)W : (size_t)Q, T, 1, &o);
 
         /* feed-forward */
-        for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->x + (size_t)t * E, L->ffn_norm, E, eps);
+        pj = (prep_job){ .b = b, .n_tok = T, .n = E, .x = b->x, .x_stride = (size_t)E, .add = b->tmp, .norm_w = L->ffn_norm,
+                         .y = b->xn, .y_stride = (size_t)W, .quant = needs_quant(&L->gate) || needs_quant(&L->up) };
+        prep(b, &pj);
         gemm_part gu[2] = { { &L->gate, b->gate, (size_t)F, NULL }, { &L->up, b->up, (size_t)F, NULL } };
-        linears(b, b->xn, (size_t)W, E, T, 2, gu);
-        for (size_t i = 0; i < (size_t)T * (size_t)F; i++) {
-            float g = b->gate[i];
-            float a = hp->act_relu2 ? (g > 0 ? g * g : 0.0f) : g / (1.0f + expf(-g));
-            b->gate[i] = a * b->up[i];
-        }
-        const float *d_in = b->gate;
-        size_t d_stride = (size_t)F;
-        if (hp->sub_norms) {
-            for (int t = 0; t < T; t++) rmsnorm(b->xn + (size_t)t * W, b->gate + (size_t)t * F, L->ffn_sub_norm, F, eps);
-            d_in = b->xn;
-            d_stride = (size_t)W;
-        }
+        linears(b, b->xn, (size_t)W, T, 2, gu);
+        pj = (prep_job){ .b = b, .n_tok = T, .n = F, .x = b->gate, .x_stride = (size_t)F, .up = b->up,
+                         .norm_w = sub ? L->ffn_sub_norm : NULL, .y = b->xn, .y_stride = (size_t)W, .quant = needs_quant(&L->down) };
+        prep(b, &pj);
         gemm_part down = { &L->down, b->tmp, (size_t)E, NULL };
-        linears(b, d_in, d_stride, F, T, 1, &down);
-        for (size_t i = 0; i < (size_t)T * (size_t)E; i++) b->x[i] += b->tmp[i];
+        linears(b, sub ? b->xn : b->gate, sub ? (size_t)W : (size_t)F, T, 1, &down);
     }
 
-    /* final norm and lm_head, only for the rows that want logits */
+    /* last residual, final norm and lm_head, only for the rows that want
+     * logits (compacted to rows 0..n-1 of xn), all of them in one pass over
+     * the head's weights */
     int n = 0;
     for (int t = 0; t < T; t++) {
         if (!want[t]) continue;
-        rmsnorm(b->xn + (size_t)n * W, b->x + (size_t)t * E, m->output_norm, E, eps);
+        float *x = b->x + (size_t)t * E;
+        for (int64_t i = 0; i < E; i++) x[i] += b->tmp[(size_t)t * (size_t)E + (size_t)i];
+        rmsnorm(b->xn + (size_t)n * W, x, m->output_norm, E, eps);
         n++;
     }
-    /* The head's int32 accumulators ([g][n_vocab]) must fit b->acc ([MAX_CHUNK][wide]). */
-    int g = (int)OB_MAX(1, (int64_t)MAX_CHUNK * W / hp->n_vocab);
-    for (int t0 = 0; t0 < n; t0 += g) {
-        int gn = OB_MIN(g, n - t0);
-        const float *in = b->xn + (size_t)t0 * W;
-        gemm_part head = { &m->output, logits + (size_t)t0 * hp->n_vocab, (size_t)hp->n_vocab, m->output_scale };
-        linears(b, in, (size_t)W, E, gn, 1, &head);
+    if (n) {
+        prep_job pj = { .b = b, .n_tok = n, .n = E, .x = b->xn, .x_stride = (size_t)W, .quant = needs_quant(&m->output) };
+        prep(b, &pj);
+        gemm_part head = { &m->output, logits, (size_t)hp->n_vocab, m->output_scale };
+        linears(b, b->xn, (size_t)W, n, 1, &head);
     }
     *n_logits = n;
     return OB_OK;
@@ -389,7 +522,7 @@ static void cpu_destroy(ob_backend *base) {
     free(b->kv_v);
     free(b->seq_len);
     void *bufs[] = { b->x, b->xn, b->q, b->kx, b->vx, b->att, b->gate, b->up, b->tmp,
-                     b->xq, b->xs, b->xsum, b->acc, b->scores, b->rope_cs };
+                     b->xq, b->xs, b->xsum, b->acc, b->scores, b->rope_cs, b->att_part, b->att_units, b->att_items };
     for (size_t i = 0; i < OB_ARRAY_LEN(bufs); i++) ob_aligned_free(bufs[i]);
     free(b);
 }
@@ -453,11 +586,14 @@ static ob_status cpu_create(const ob_model *m, const ob_backend_params *p, ob_ba
     b->xq = scratch(T * (size_t)ob_act_pad(b->wide), 1, &ok);
     b->xs = scratch(T, 4, &ok);
     b->xsum = scratch(T, 4, &ok);
-    /* int32 accumulators of one fused group: [T][q + k + v] or [T][gate + up] */
-    size_t acc_w = (size_t)OB_MAX(OB_MAX(Q + 2 * b->kv_dim, 2 * (int64_t)hp->n_ff), (int64_t)hp->n_embd);
-    b->acc = scratch(OB_MAX(T * acc_w, (size_t)hp->n_vocab), 4, &ok);
+    b->acc = scratch((size_t)ob_pool_size(b->pool) * ACC_CAP, 4, &ok);
     b->scores = scratch((size_t)ob_pool_size(b->pool) * (size_t)(hp->n_head / hp->n_head_kv) * (size_t)b->base.n_ctx, 4, &ok);
     b->rope_cs = scratch(T * (size_t)hp->rope_dim, 4, &ok);
+    /* room for at least one token's split items at full context */
+    b->att_slots = OB_MAX(1024, hp->n_head_kv * ((b->base.n_ctx + ATT_SPLIT - 1) / ATT_SPLIT));
+    b->att_part = scratch((size_t)b->att_slots, att_part_floats(hp) * sizeof(float), &ok);
+    b->att_units = scratch(T * (size_t)hp->n_head_kv + (size_t)b->att_slots, sizeof(attn_unit), &ok);
+    b->att_items = scratch((size_t)b->att_slots, sizeof(attn_item), &ok);
     if (!ok) {
         cpu_destroy(&b->base);
         return ob_fail(OB_ERR_NOMEM, "cannot allocate the KV cache and buffers (context %d, %d sequences)",

@@ -64,7 +64,7 @@ typedef void (*ob_attn_values_fn)(float *out, const float *w, int G, const void 
 typedef float (*ob_quantize_i8_fn)(const float *x, int64_t n, int64_t n_pad, int8_t *q, int32_t *qsum);
 
 typedef struct ob_cpu_kernels {
-    const char *name;          /* "scalar", "avx2", "avx512vnni", "neon", ... */
+    const char *name;          /* "scalar", "avx2", "avx512vnni", "neon", "neon-dotprod" */
     bool (*available)(void);   /* CPU supports it */
     ob_t2_gemm_fn t2_gemm;
     ob_f_gemm_fn f_gemm;
@@ -82,6 +82,18 @@ void ob_attn_scores_avx2(const float *q, int G, const void *k, ob_type kv_type, 
 void ob_attn_values_avx2(float *out, const float *w, int G, const void *v, ob_type kv_type, size_t stride, int n_pos,
                          int D);
 #endif
+
+/* Attention split by positions (attn_split.c), with set k's kernels (NULL
+ * pointers: the scalar twins). A chunk of n_pos positions (kc, vc point at its
+ * first K and V rows) writes its partial state to part[ob_attn_part_floats]:
+ * [G][D] sums of exp(s - m) v, then (m, l) per head, m = max score, l = sum
+ * exp(s - m); scores is [G][n_pos] scratch. ob_attn_merge combines n_chunks
+ * consecutive parts, in order, into out[G][D], the softmax-weighted values
+ * over all positions (another float order than the single-pass kernels). */
+size_t ob_attn_part_floats(int G, int D);
+void ob_attn_chunk(const ob_cpu_kernels *k, const float *q, int G, const void *kc, const void *vc, ob_type kv_type,
+                   size_t stride, int n_pos, int D, float scale, float *scores, float *part);
+void ob_attn_merge(const float *parts, int n_chunks, int G, int D, float *out);
 
 /* name NULL or "auto": the best available; "scalar": the reference twins.
  * NULL when the named set is unknown or unavailable here. */

@@ -14,10 +14,14 @@
  * Even the never-valid code 3 of a corrupt file stays exact and matches the
  * scalar twin (t = 2): 8 blocks then reach at most 24576.
  *
- * Register tiles: R rows x T tokens share every load. Decode (T = 1) takes 4
- * rows so the activation slices are loaded once for four weight streams;
- * prefill takes 1 row x 4 tokens, so a weight block is decoded once for four
- * tokens, over row tiles whose weights stay in L2 (activations in L1). */
+ * Register tiles: R rows x T tokens share every load. One token (decode)
+ * takes 4 rows so the activation slices are loaded once for four weight
+ * streams; several tokens (prefill, a server's batched decode step) take 1 row
+ * x 4 tokens and 1 row x the 1-3 tokens left over, so a weight block is
+ * decoded once for up to four tokens, and every token passes over a tile of
+ * rows while its weights are in L2 (activations in L1). Left-over tokens used
+ * to re-read whole matrices from DRAM one token at a time: a 15-token step
+ * read the weights four times. */
 #include "backend/cpu/kernels.h"
 
 #if defined(__x86_64__)
@@ -56,7 +60,10 @@ INLINE float hsum_f32(__m256 v) {
  * that region pf_distance bytes ahead, one line per 64 bytes consumed: at
  * least the next R-row group (whose later rows would otherwise start cold),
  * and at least PF_MIN, about one memory latency times one core's bandwidth.
- * Prefetches past the end of the weights are harmless hints. */
+ * Prefetches past the end of the weights are harmless hints. Several-token
+ * tiles do the same in their first token group (t == 0), the one that brings
+ * the rows from DRAM: without it a batched 4-token step read weights at
+ * 4-6 GB/s. */
 #define PF_MIN 4096
 INLINE size_t pf_distance(int R, size_t row_bytes) { return R * row_bytes > PF_MIN ? R * row_bytes : PF_MIN; }
 INLINE void prefetch_ahead(const uint8_t *consumed, const int n, size_t dist) {
@@ -85,7 +92,7 @@ INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const i
         __m256i h[4][4];
         UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) h[i][k] = _mm256_setzero_si256();
         for (int64_t b = b0; b < b1; b++) {
-            if (T == 1) prefetch_ahead((const uint8_t *)w + (size_t)r * rb + (size_t)b * 32 * R, 32 * R, pf_dist);
+            if (t == 0) prefetch_ahead((const uint8_t *)w + (size_t)r * rb + (size_t)b * 32 * R, 32 * R, pf_dist);
             UNROLL for (int i = 0; i < R; i++) {
                 __m256i wv = _mm256_loadu_si256((const __m256i *)(w + (size_t)(r + i) * rb + (size_t)b * 32));
                 __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3);
@@ -111,29 +118,31 @@ INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const i
     }
 }
 
-/* Rows [r0, r1) for tokens [t0, t1), one token at a time, 4 rows per tile. */
-static OB_AVX2 void t2_rows_by_token(const uint8_t *w, size_t rb, int64_t r0, int64_t r1, const int8_t *q,
-                                     size_t qs, const int32_t *qsum, int t0, int t1, int32_t *acc, size_t as) {
-    for (int t = t0; t < t1; t++) {
-        const int8_t *qt = q + (size_t)t * qs;
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) t2_tile(w, rb, r, 4, qt, qs, qsum, t, 1, acc, as);
-        for (; r < r1; r++) t2_tile(w, rb, r, 1, qt, qs, qsum, t, 1, acc, as);
-    }
-}
+/* Several tokens: for each tile of ROW_TILE rows (weights in L2), every group
+ * of 4 tokens (activations in L1), then the 1-3 left over, 1 row at a time. */
+#define T2_ROWS(T) \
+    for (int64_t r = rt; r < re; r++) t2_tile(w, row_bytes, r, 1, qt, q_stride, qsum, t, T, acc, acc_stride)
 
 static OB_AVX2 void t2_gemm_avx2(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const int8_t *q,
                                  size_t q_stride, const int32_t *qsum, int n_tok, int32_t *acc, size_t acc_stride) {
-    /* Prefill: 1 row x 4 tokens per register tile; the 4 tokens' activations
-     * stay in L1 while a tile of ROW_TILE rows streams its weights from L2. */
-    int n4 = n_tok / 4 * 4;
-    for (int64_t rt = r0; rt < r1 && n4; rt += ROW_TILE) {
-        int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-        for (int t = 0; t < n4; t += 4)
-            for (int64_t r = rt; r < re; r++)
-                t2_tile(w, row_bytes, r, 1, q + (size_t)t * q_stride, q_stride, qsum, t, 4, acc, acc_stride);
+    if (n_tok == 1) { /* decode: 4 rows per tile, bound by DRAM */
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) t2_tile(w, row_bytes, r, 4, q, q_stride, qsum, 0, 1, acc, acc_stride);
+        for (; r < r1; r++) t2_tile(w, row_bytes, r, 1, q, q_stride, qsum, 0, 1, acc, acc_stride);
+        return;
     }
-    t2_rows_by_token(w, row_bytes, r0, r1, q, q_stride, qsum, n4, n_tok, acc, acc_stride);
+    for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
+        int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
+        int t = 0;
+        const int8_t *qt = q;
+        for (; t + 4 <= n_tok; t += 4, qt += 4 * q_stride) T2_ROWS(4);
+        switch (n_tok - t) {
+        case 3: T2_ROWS(3); break;
+        case 2: T2_ROWS(2); break;
+        case 1: T2_ROWS(1); break;
+        default: break;
+        }
+    }
 }
 
 /* ---- float weights (F32 / F16 / BF16) --------------------------------- */
@@ -164,7 +173,7 @@ INLINE void f_tile(ob_type wtype, const void *w, int64_t n_in, int64_t r, const 
     UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) s[i][k] = _mm256_setzero_ps();
     const size_t esize = wtype == OB_TYPE_F32 ? 4 : 2, pf_dist = pf_distance(R, (size_t)n_in * esize);
     for (int64_t c = 0; c < n8; c += 8) {
-        if (T == 1) prefetch_ahead((const uint8_t *)w + ((size_t)r * (size_t)n_in + (size_t)c * R) * esize, (int)(8 * R * esize), pf_dist);
+        if (t == 0) prefetch_ahead((const uint8_t *)w + ((size_t)r * (size_t)n_in + (size_t)c * R) * esize, (int)(8 * R * esize), pf_dist);
         UNROLL for (int i = 0; i < R; i++) {
             __m256 wv = load8_w(wtype, w, (size_t)(r + i) * (size_t)n_in + (size_t)c);
             UNROLL for (int k = 0; k < T; k++)
@@ -179,19 +188,36 @@ INLINE void f_tile(ob_type wtype, const void *w, int64_t n_in, int64_t r, const 
     }
 }
 
-/* One body per weight type so load8_w's switch folds away. */
+/* Rows [r, r+R) for every token: groups of 4 tokens, then the 1-3 left over,
+ * while the R rows stay in L1. Each (row, token) sum runs the same 8-lane
+ * chains whatever the tile, so a token's output does not depend on the batch
+ * it came in (a server's batched step gives single-stream results). */
+#define F_ROWS(WT, R)                                                                                   \
+    do {                                                                                                \
+        int t = 0;                                                                                      \
+        for (; t + 4 <= n_tok; t += 4) f_tile(WT, w, n_in, r, R, x + (size_t)t * x_stride, x_stride, t, 4, out, out_stride); \
+        const float *xt = x + (size_t)t * x_stride;                                                     \
+        switch (n_tok - t) {                                                                            \
+        case 3: f_tile(WT, w, n_in, r, R, xt, x_stride, t, 3, out, out_stride); break;                  \
+        case 2: f_tile(WT, w, n_in, r, R, xt, x_stride, t, 2, out, out_stride); break;                  \
+        case 1: f_tile(WT, w, n_in, r, R, xt, x_stride, t, 1, out, out_stride); break;                  \
+        default: break;                                                                                 \
+        }                                                                                               \
+    } while (0)
+
+/* One body per weight type so load8_w's switch folds away. One token: 4 rows
+ * per tile (bound by DRAM); several: 2 rows x 4 tokens (8 FMA chains, 2 weight
+ * and 4 activation loads per 8 FMAs, bound by the FMA units). */
 #define F_GEMM_BODY(WT)                                                                              \
     do {                                                                                             \
-        int n4 = n_tok / 4 * 4;                                                                      \
-        for (int64_t r = r0; r < r1; r++)                                                            \
-            for (int t = 0; t < n4; t += 4)                                                          \
-                f_tile(WT, w, n_in, r, 1, x + (size_t)t * x_stride, x_stride, t, 4, out, out_stride); \
-        for (int t = n4; t < n_tok; t++) {                                                           \
-            const float *xt = x + (size_t)t * x_stride;                                              \
-            int64_t r = r0;                                                                          \
-            for (; r + 4 <= r1; r += 4) f_tile(WT, w, n_in, r, 4, xt, x_stride, t, 1, out, out_stride); \
-            for (; r < r1; r++) f_tile(WT, w, n_in, r, 1, xt, x_stride, t, 1, out, out_stride);     \
+        int64_t r = r0;                                                                              \
+        if (n_tok == 1) {                                                                            \
+            for (; r + 4 <= r1; r += 4) f_tile(WT, w, n_in, r, 4, x, x_stride, 0, 1, out, out_stride); \
+            for (; r < r1; r++) f_tile(WT, w, n_in, r, 1, x, x_stride, 0, 1, out, out_stride);     \
+            break;                                                                                   \
         }                                                                                            \
+        for (; r + 2 <= r1; r += 2) F_ROWS(WT, 2);                                                   \
+        if (r < r1) F_ROWS(WT, 1);                                                                   \
     } while (0)
 
 /* Not static: the AVX-512 set uses it too (kernels_avx512.c). */
@@ -218,7 +244,7 @@ INLINE void i8_tile(const int8_t *w, int64_t n_in, int64_t r, const int R, const
     __m256i s[4][4];
     UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) s[i][k] = _mm256_setzero_si256();
     for (int64_t c = 0; c < n16; c += 16) {
-        if (T == 1) prefetch_ahead((const uint8_t *)w + (size_t)r * (size_t)n_in + (size_t)c * R, 16 * R, pf_dist);
+        if (t == 0) prefetch_ahead((const uint8_t *)w + (size_t)r * (size_t)n_in + (size_t)c * R, 16 * R, pf_dist);
         __m256i qv[4];
         UNROLL for (int k = 0; k < T; k++)
             qv[k] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + (size_t)k * qs + (size_t)c)));
@@ -235,17 +261,26 @@ INLINE void i8_tile(const int8_t *w, int64_t n_in, int64_t r, const int R, const
     }
 }
 
+/* One token: 4 rows per tile. Several: each row (in L1) against groups of 4
+ * tokens, then the 1-3 left over. */
 static OB_AVX2 void i8_gemm_avx2(const int8_t *w, int64_t n_in, int64_t r0, int64_t r1, const int8_t *q,
                                  size_t q_stride, int n_tok, int32_t *acc, size_t acc_stride) {
-    int n4 = n_tok / 4 * 4;
-    for (int64_t r = r0; r < r1; r++)
-        for (int t = 0; t < n4; t += 4)
-            i8_tile(w, n_in, r, 1, q + (size_t)t * q_stride, q_stride, t, 4, acc, acc_stride);
-    for (int t = n4; t < n_tok; t++) {
-        const int8_t *qt = q + (size_t)t * q_stride;
+    if (n_tok == 1) {
         int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) i8_tile(w, n_in, r, 4, qt, q_stride, t, 1, acc, acc_stride);
-        for (; r < r1; r++) i8_tile(w, n_in, r, 1, qt, q_stride, t, 1, acc, acc_stride);
+        for (; r + 4 <= r1; r += 4) i8_tile(w, n_in, r, 4, q, q_stride, 0, 1, acc, acc_stride);
+        for (; r < r1; r++) i8_tile(w, n_in, r, 1, q, q_stride, 0, 1, acc, acc_stride);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        int t = 0;
+        for (; t + 4 <= n_tok; t += 4) i8_tile(w, n_in, r, 1, q + (size_t)t * q_stride, q_stride, t, 4, acc, acc_stride);
+        const int8_t *qt = q + (size_t)t * q_stride;
+        switch (n_tok - t) {
+        case 3: i8_tile(w, n_in, r, 1, qt, q_stride, t, 3, acc, acc_stride); break;
+        case 2: i8_tile(w, n_in, r, 1, qt, q_stride, t, 2, acc, acc_stride); break;
+        case 1: i8_tile(w, n_in, r, 1, qt, q_stride, t, 1, acc, acc_stride); break;
+        default: break;
+        }
     }
 }
 
@@ -267,16 +302,26 @@ INLINE float clamp_q(float v) { /* fminf(fmaxf(v, -128), 127), NaN -> -128 */
 float ob_quantize_row_i8_avx2(const float *x, int64_t n, int64_t n_pad, int8_t *q, int32_t *qsum);
 OB_AVX2 float ob_quantize_row_i8_avx2(const float *x, int64_t n, int64_t n_pad, int8_t *q, int32_t *qsum) {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 mv = _mm256_set1_ps(1e-5f);
+    __m256 mv = _mm256_set1_ps(1e-5f), nan = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), mv);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mv = _mm256_max_ps(_mm256_and_ps(v, abs_mask), mv);
+    }
+    bool has_nan = _mm256_movemask_ps(nan) != 0;
+    for (int64_t j = i; j < n; j++) has_nan |= isnan(x[j]);
+    /* A NaN's effect on fmaxf's running maximum depends on its kind and place
+     * (a signalling NaN makes fmaxf return NaN, which the next step drops), so
+     * such rows, never seen in a sane model, go to the specification. */
+    if (has_nan) return ob_quantize_row_i8(x, n, n_pad, q, qsum);
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     float m = _mm_cvtss_f32(m4);
     for (; i < n; i++) {
         float a = fabsf(x[i]);
-        if (a > m) m = a; /* false for NaN, like fmaxf */
+        if (a > m) m = a;
     }
     const float s = 127.0f / m;
     const __m256 sv = _mm256_set1_ps(s), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);

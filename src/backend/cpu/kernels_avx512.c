@@ -34,9 +34,11 @@
 /* acc += dpbusd(u8 a, s8 b). GCC 12 wraps every vpdpbusd intrinsic in two
  * register copies (it treats the accumulator as a fresh destination), which
  * doubles the instruction count of the inner loops; the instruction itself,
- * with its accumulator tied in place, avoids that. */
+ * with its accumulator tied in place, avoids that. Its operands are registers
+ * ("v", not "vm"): allowed a memory operand, GCC reloaded each activation
+ * vector once per row of a tile, and the 2 x 4 tiles were bound by loads. */
 #if defined(__GNUC__) && !defined(__clang__)
-#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "vm"(b))
+#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
 #else
 #define DPBUSD(acc, a, b) ((acc) = _mm512_dpbusd_epi32((acc), (a), (b)))
 #endif
@@ -59,6 +61,24 @@ INLINE void prefetch_ahead(const uint8_t *consumed, const int n, size_t dist) {
     UNROLL for (int i = 0; i < n; i += 64) _mm_prefetch((const char *)consumed + dist + i, _MM_HINT_T0);
 }
 
+/* Lane sums of T accumulators into tot[0..T) (wrapping int32 adds, the same
+ * as _mm512_reduce_add_epi32). For T = 4, one reduction tree serves all four:
+ * at 2560 columns a 2 x 4 tile's 8 separate reductions cost about a quarter
+ * of its multiply-adds. */
+INLINE void reduce_tile(const __m512i *v, const int T, int32_t *tot) {
+    if (T != 4) {
+        UNROLL for (int k = 0; k < T; k++) tot[k] = _mm512_reduce_add_epi32(v[k]);
+        return;
+    }
+    __m256i h[4];
+    UNROLL for (int k = 0; k < 4; k++)
+        h[k] = _mm256_add_epi32(_mm512_castsi512_si256(v[k]), _mm512_extracti64x4_epi64(v[k], 1));
+    __m256i ab = _mm256_hadd_epi32(h[0], h[1]), cd = _mm256_hadd_epi32(h[2], h[3]);
+    __m256i abcd = _mm256_hadd_epi32(ab, cd); /* per 128-bit half: partial a, b, c, d */
+    __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+    _mm_storeu_si128((__m128i *)tot, sum);
+}
+
 /* ---- ternary x int8 ---------------------------------------------------- */
 
 /* acc for rows [r, r+R) x tokens [t, t+T); q points at token t's row. */
@@ -69,6 +89,7 @@ INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const i
     const __m512i m23 = _mm512_inserti64x4(_mm512_set1_epi8(0x0C), _mm256_set1_epi8(0x03), 1);
     const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
     const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
+    const size_t pf_dist = pf_distance(R, rb);
     __m512i s[4][4];
     UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) s[i][k] = _mm512_setzero_si512();
     for (int64_t b0 = 0; b0 < nblk; b0 += CHUNK) {
@@ -79,14 +100,20 @@ INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const i
             a23[i][k] = _mm512_setzero_si512();
         }
         for (int64_t b = b0; b < b1; b++) {
+            if (t == 0) prefetch_ahead(w + (size_t)r * rb + (size_t)b * 32 * R, 32 * R, pf_dist);
+            __m512i q01[4], q23[4]; /* each token's block, loaded once for the R rows */
+            UNROLL for (int k = 0; k < T; k++) {
+                const int8_t *qb = q + (size_t)k * qs + (size_t)b * OB_T2_BLOCK;
+                q01[k] = _mm512_loadu_si512(qb);
+                q23[k] = _mm512_loadu_si512(qb + 64);
+            }
             UNROLL for (int i = 0; i < R; i++) {
                 __m512i wv = _mm512_broadcast_i64x4(
                     _mm256_loadu_si256((const __m256i *)(w + (size_t)(r + i) * rb + (size_t)b * 32)));
                 __m512i c01 = _mm512_and_si512(wv, m01), c23 = _mm512_and_si512(wv, m23);
                 UNROLL for (int k = 0; k < T; k++) {
-                    const int8_t *qb = q + (size_t)k * qs + (size_t)b * OB_T2_BLOCK;
-                    DPBUSD(a01[i][k], c01, _mm512_loadu_si512(qb));
-                    DPBUSD(a23[i][k], c23, _mm512_loadu_si512(qb + 64));
+                    DPBUSD(a01[i][k], c01, q01[k]);
+                    DPBUSD(a23[i][k], c23, q23[k]);
                 }
             }
         }
@@ -94,83 +121,135 @@ INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const i
             s[i][k] = _mm512_add_epi32(s[i][k], _mm512_add_epi32(_mm512_srav_epi32(a01[i][k], sh01),
                                                                  _mm512_srav_epi32(a23[i][k], sh23)));
     }
+    int32_t tot[4][4];
+    UNROLL for (int i = 0; i < R; i++) reduce_tile(s[i], T, tot[i]);
     UNROLL for (int k = 0; k < T; k++) {
         int32_t qk = 0;
         if (qsum) qk = qsum[t + k];
         else
             for (int64_t c = 0; c < nblk * OB_T2_BLOCK; c++) qk += q[(size_t)k * qs + (size_t)c];
-        UNROLL for (int i = 0; i < R; i++)
-            acc[(size_t)(t + k) * as + (size_t)(r + i)] = _mm512_reduce_add_epi32(s[i][k]) - qk;
+        UNROLL for (int i = 0; i < R; i++) acc[(size_t)(t + k) * as + (size_t)(r + i)] = tot[i][k] - qk;
     }
 }
+
+/* Rows [rt, re) x tokens [t, t + T): 2 rows per tile, an odd last row alone. */
+#define T2_ROWS(T)                                                                                     \
+    do {                                                                                               \
+        int64_t r = rt;                                                                                \
+        for (; r + 2 <= re; r += 2) t2_tile(w, row_bytes, r, 2, qt, q_stride, qsum, t, T, acc, acc_stride); \
+        if (r < re) t2_tile(w, row_bytes, r, 1, qt, q_stride, qsum, t, T, acc, acc_stride);           \
+    } while (0)
 
 static OB_VNNI void t2_gemm_vnni(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const int8_t *q,
                                  size_t q_stride, const int32_t *qsum, int n_tok, int32_t *acc, size_t acc_stride) {
-    /* Prefill: 2 rows x 4 tokens per register tile. The 4 tokens' activations
-     * (4 x 6912 B at most) stay in L1 while a tile of ROW_TILE rows streams
-     * its weights from L2 (ROW_TILE x 1728 B at most). */
-    int n4 = n_tok / 4 * 4;
-    for (int64_t rt = r0; rt < r1 && n4; rt += ROW_TILE) {
+    /* One token (decode): the AVX2 kernel. A 4-row VNNI decode tile runs 40%
+     * faster from cache but read DRAM at 20-23 GB/s against the AVX2 kernel's
+     * 32-43 GB/s (2 threads, Zen 4; docs/PERFORMANCE.md), and decode is bound
+     * by DRAM. */
+    if (n_tok == 1) {
+        ob_kernels_avx2.t2_gemm(w, row_bytes, r0, r1, q, q_stride, qsum, 1, acc, acc_stride);
+        return;
+    }
+    /* Several tokens (prefill, batched decode): 2 rows x 4 tokens per
+     * register tile, then 2 rows x the 1-3 tokens left over. The 4 tokens'
+     * activations (4 x 6912 B at most) stay in L1 while a tile of ROW_TILE
+     * rows streams its weights from L2 (ROW_TILE x 1728 B at most), so the
+     * weights come from DRAM once per step whatever the token count. */
+    for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
         int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-        for (int t = 0; t < n4; t += 4) {
-            const int8_t *qt = q + (size_t)t * q_stride;
-            int64_t r = rt;
-            for (; r + 2 <= re; r += 2) t2_tile(w, row_bytes, r, 2, qt, q_stride, qsum, t, 4, acc, acc_stride);
-            for (; r < re; r++) t2_tile(w, row_bytes, r, 1, qt, q_stride, qsum, t, 4, acc, acc_stride);
+        int t = 0;
+        const int8_t *qt = q;
+        for (; t + 4 <= n_tok; t += 4, qt += 4 * q_stride) T2_ROWS(4);
+        switch (n_tok - t) {
+        case 3: T2_ROWS(3); break;
+        case 2: T2_ROWS(2); break;
+        case 1: T2_ROWS(1); break;
+        default: break;
         }
     }
-    /* Decode and the remaining tokens: the AVX2 kernel. A 4-row VNNI decode
-     * tile runs 40% faster from cache but read DRAM at 20-23 GB/s against
-     * the AVX2 kernel's 32-43 GB/s (2 threads, Zen 4; docs/PERFORMANCE.md),
-     * and decode is bound by DRAM. */
-    if (n4 < n_tok)
-        ob_kernels_avx2.t2_gemm(w, row_bytes, r0, r1, q + (size_t)n4 * q_stride, q_stride, qsum ? qsum + n4 : NULL,
-                                n_tok - n4, acc + (size_t)n4 * acc_stride, acc_stride);
 }
 
-/* ---- int8 x int8 ------------------------------------------------------- */
+/* ---- int8 x int8 -------------------------------------------------------
+ * The correction sum(128 * q) depends on the token only, so it is computed
+ * once per token per call (corr[]), not once per tile. */
 
 INLINE void i8_tile(const int8_t *w, int64_t n_in, int64_t r, const int R, const int8_t *q, size_t qs, int t,
-                    const int T, int32_t *acc, size_t as) {
+                    const int T, const uint32_t *corr, int32_t *acc, size_t as) {
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     const size_t pf_dist = pf_distance(R, (size_t)n_in);
-    __m512i s[4][4], corr[4];
-    UNROLL for (int k = 0; k < T; k++) {
-        corr[k] = _mm512_setzero_si512();
-        UNROLL for (int i = 0; i < R; i++) s[i][k] = _mm512_setzero_si512();
-    }
+    __m512i s[4][4];
+    UNROLL for (int k = 0; k < T; k++) UNROLL for (int i = 0; i < R; i++) s[i][k] = _mm512_setzero_si512();
     for (int64_t c = 0; c < n_in; c += 64) {
         __mmask64 m = n_in - c >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n_in - c)) - 1);
-        if (T == 1) prefetch_ahead((const uint8_t *)w + (size_t)r * (size_t)n_in + (size_t)c * R, 64 * R, pf_dist);
+        if (t == 0) prefetch_ahead((const uint8_t *)w + (size_t)r * (size_t)n_in + (size_t)c * R, 64 * R, pf_dist);
         __m512i qv[4];
-        UNROLL for (int k = 0; k < T; k++) {
-            qv[k] = _mm512_maskz_loadu_epi8(m, q + (size_t)k * qs + (size_t)c);
-            DPBUSD(corr[k], bias, qv[k]);
-        }
+        UNROLL for (int k = 0; k < T; k++) qv[k] = _mm512_maskz_loadu_epi8(m, q + (size_t)k * qs + (size_t)c);
         UNROLL for (int i = 0; i < R; i++) {
             __m512i wv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, w + (size_t)(r + i) * (size_t)n_in + (size_t)c), bias);
             UNROLL for (int k = 0; k < T; k++) DPBUSD(s[i][k], wv, qv[k]);
         }
     }
-    UNROLL for (int k = 0; k < T; k++) {
-        uint32_t ck = (uint32_t)_mm512_reduce_add_epi32(corr[k]);
-        UNROLL for (int i = 0; i < R; i++)
-            acc[(size_t)(t + k) * as + (size_t)(r + i)] = (int32_t)((uint32_t)_mm512_reduce_add_epi32(s[i][k]) - ck);
+    int32_t tot[4][4];
+    UNROLL for (int i = 0; i < R; i++) reduce_tile(s[i], T, tot[i]);
+    UNROLL for (int k = 0; k < T; k++) UNROLL for (int i = 0; i < R; i++)
+        acc[(size_t)(t + k) * as + (size_t)(r + i)] = (int32_t)((uint32_t)tot[i][k] - corr[t + k]);
+}
+
+/* 128 * sum q of one token's row, modulo 2^32 (what dpbusd(0x80, q) sums). */
+INLINE uint32_t i8_corr(const int8_t *q, int64_t n_in) {
+    __m512i sum = _mm512_setzero_si512();
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int64_t c = 0; c < n_in; c += 64) {
+        __mmask64 m = n_in - c >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n_in - c)) - 1);
+        DPBUSD(sum, bias, _mm512_maskz_loadu_epi8(m, q + c));
+    }
+    return (uint32_t)_mm512_reduce_add_epi32(sum);
+}
+
+/* Rows [rt, re) x tokens [t, t + T): 2 rows per tile, an odd last row alone. */
+#define I8_ROWS(T)                                                                                       \
+    do {                                                                                                 \
+        int64_t r = rt;                                                                                  \
+        for (; r + 2 <= re; r += 2) i8_tile(w, n_in, r, 2, qt, q_stride, t, T, corr, acc, acc_stride);   \
+        if (r < re) i8_tile(w, n_in, r, 1, qt, q_stride, t, T, corr, acc, acc_stride);                   \
+    } while (0)
+
+enum { I8_MAX_TOK = 64 }; /* tokens per pass over the rows (corr[] on the stack) */
+
+static OB_VNNI void i8_pass(const int8_t *w, int64_t n_in, int64_t r0, int64_t r1, const int8_t *q, size_t q_stride,
+                            int n_tok, int32_t *acc, size_t acc_stride) {
+    uint32_t corr[I8_MAX_TOK];
+    for (int t = 0; t < n_tok; t++) corr[t] = i8_corr(q + (size_t)t * q_stride, n_in);
+    if (n_tok == 1) { /* decode: 4 rows per tile, bound by DRAM */
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) i8_tile(w, n_in, r, 4, q, q_stride, 0, 1, corr, acc, acc_stride);
+        for (; r < r1; r++) i8_tile(w, n_in, r, 1, q, q_stride, 0, 1, corr, acc, acc_stride);
+        return;
+    }
+    /* Several tokens: 2 rows x 4 tokens per tile (8 dpbusd per 2 + 4 loads),
+     * then 2 rows x the 1-3 left over; as in t2_gemm_vnni, each group of 4
+     * tokens (in L1) passes over a tile of ROW_TILE rows (in L2). Rows
+     * outermost, with all tokens' activations streamed from L2, ran at half
+     * the speed for 16 tokens. */
+    for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
+        int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
+        int t = 0;
+        const int8_t *qt = q;
+        for (; t + 4 <= n_tok; t += 4, qt += 4 * q_stride) I8_ROWS(4);
+        switch (n_tok - t) {
+        case 3: I8_ROWS(3); break;
+        case 2: I8_ROWS(2); break;
+        case 1: I8_ROWS(1); break;
+        default: break;
+        }
     }
 }
 
 static OB_VNNI void i8_gemm_vnni(const int8_t *w, int64_t n_in, int64_t r0, int64_t r1, const int8_t *q,
                                  size_t q_stride, int n_tok, int32_t *acc, size_t acc_stride) {
-    int n4 = n_tok / 4 * 4;
-    for (int64_t r = r0; r < r1; r++)
-        for (int t = 0; t < n4; t += 4)
-            i8_tile(w, n_in, r, 1, q + (size_t)t * q_stride, q_stride, t, 4, acc, acc_stride);
-    for (int t = n4; t < n_tok; t++) {
-        const int8_t *qt = q + (size_t)t * q_stride;
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) i8_tile(w, n_in, r, 4, qt, q_stride, t, 1, acc, acc_stride);
-        for (; r < r1; r++) i8_tile(w, n_in, r, 1, qt, q_stride, t, 1, acc, acc_stride);
-    }
+    for (int t0 = 0; t0 < n_tok; t0 += I8_MAX_TOK)
+        i8_pass(w, n_in, r0, r1, q + (size_t)t0 * q_stride, q_stride, OB_MIN(I8_MAX_TOK, n_tok - t0),
+                acc + (size_t)t0 * acc_stride, acc_stride);
 }
 
 static bool vnni_available(void) {
