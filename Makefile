@@ -5,6 +5,7 @@
 #   make asan         the same tests in build-asan/ under AddressSanitizer + UBSan
 #   make fuzz         libFuzzer targets in build-fuzz/ (needs clang)
 #   make cuda         CUDA objects (when nvcc is found); make test-cuda runs the GPU tests
+#   make test-arm     the ARM NEON kernels, cross-compiled and run under qemu-aarch64
 #
 # Sources are found by directory, so a new file needs no edit here. The engine
 # (core, format, tokenizer, model, backend/cpu, runtime) needs only libc, libm and
@@ -77,7 +78,7 @@ GPU_BIN    = $(GPU_SRC:tests/gpu/%.c=$(BUILD)/tests/%)
 BENCH_SRC  = $(wildcard bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit cli-test asan fuzz cuda test-cuda clean bench-tools
+.PHONY: all test unit cli-test asan fuzz cuda test-cuda test-arm clean bench-tools
 all: $(BUILD)/1bit
 
 $(LIB): $(ENGINE_OBJ) $(CUDA_OBJ)
@@ -133,7 +134,30 @@ cuda: $(LIB)
 test-cuda: $(BUILD)/1bit $(GPU_BIN)
 	BUILD=$(BUILD) tests/run-cuda
 
+# ARM NEON kernels (kernels_neon.c): the engine and CLI cross-compiled for
+# AArch64 in build-arm/ (no PCRE2, server or CUDA), run under qemu-user on a CPU
+# model with dotprod (the neon-dotprod set) and on one without (the plain neon
+# set): the kernel checks of tests/arm/test_arm_kernels, tests/arm/cli.sh, and
+# the kernel checks again under AddressSanitizer + UBSan (build-arm-asan/).
+# Needs gcc-aarch64-linux-gnu and qemu-user (.ci/run installs them).
+ARM_CC   ?= aarch64-linux-gnu-gcc
+ARM_QEMU ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+test-arm:
+	$(MAKE) BUILD=build-arm CC=$(ARM_CC) HAVE_PCRE2= HAVE_SERVER= NVCC= build-arm/tests/test_arm_kernels build-arm/1bit
+	OB_EXPECT_AUTO=neon-dotprod $(ARM_QEMU) -cpu max build-arm/tests/test_arm_kernels
+	OB_EXPECT_AUTO=neon $(ARM_QEMU) -cpu cortex-a72 build-arm/tests/test_arm_kernels
+	ARM_QEMU="$(ARM_QEMU)" ARM_BIN=build-arm/1bit tests/arm/cli.sh
+	$(MAKE) BUILD=build-arm-asan CC=$(ARM_CC) HAVE_PCRE2= HAVE_SERVER= NVCC= OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" build-arm-asan/tests/test_arm_kernels
+	# LeakSanitizer cannot run under qemu-user; ASan's bounds checks and UBSan do.
+	ASAN_OPTIONS=detect_leaks=0 $(ARM_QEMU) -cpu max build-arm-asan/tests/test_arm_kernels
+	ASAN_OPTIONS=detect_leaks=0 $(ARM_QEMU) -cpu cortex-a72 build-arm-asan/tests/test_arm_kernels
+
+$(BUILD)/tests/test_arm_%: tests/arm/test_arm_%.c tests/gpu/gpu_test.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/gpu $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-arm build-arm-asan
 
 -include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CUDA_OBJ:.o=.d)

@@ -9,12 +9,20 @@
 extern const ob_cpu_kernels ob_kernels_avx2;
 extern const ob_cpu_kernels ob_kernels_avx512vnni;
 #endif
+#if defined(__aarch64__)
+extern const ob_cpu_kernels ob_kernels_neon;
+extern const ob_cpu_kernels ob_kernels_neon_dotprod;
+#endif
 
 static const ob_cpu_kernels *const all_kernels[] = {
     &ob_kernels_scalar,
 #if defined(__x86_64__)
     &ob_kernels_avx2,
     &ob_kernels_avx512vnni,
+#endif
+#if defined(__aarch64__)
+    &ob_kernels_neon,
+    &ob_kernels_neon_dotprod,
 #endif
     NULL,
 };

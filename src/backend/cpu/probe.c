@@ -15,6 +15,23 @@
 #define DPBUSD(acc, a, b) ((acc) = _mm256_dpbusd_epi32((acc), (a), (b)))
 #endif
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+/* as in kernels_neon.c: clang 14 has sdot only when the file targets dotprod */
+#if !defined(__clang__)
+#define OB_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#define HAVE_DOTPROD 1
+#elif defined(__ARM_FEATURE_DOTPROD)
+#define OB_DOTPROD
+#define HAVE_DOTPROD 1
+#else
+#define HAVE_DOTPROD 0
+#endif
+#endif
 
 #define UNROLL _Pragma("GCC unroll 16")
 
@@ -107,7 +124,7 @@ ob_status ob_probe_read_bw(ob_pool *pool, size_t bytes, int passes, double *gbps
 
 enum { CHAINS = 12 };
 
-typedef enum { PEAK_SCALAR, PEAK_AVX2, PEAK_VNNI } peak_kind;
+typedef enum { PEAK_SCALAR, PEAK_AVX2, PEAK_VNNI, PEAK_SMLAL, PEAK_SDOT } peak_kind;
 
 typedef struct {
     peak_kind kind;
@@ -115,7 +132,6 @@ typedef struct {
     uint64_t sink[64];
 } peak_job;
 
-#if defined(__x86_64__)
 /* The chains are 12 named variables (an array of them can end up in memory
  * once inline asm touches its elements). */
 #define CHAIN_VARS(T) T x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11
@@ -125,6 +141,8 @@ typedef struct {
     (x0 = SET1(1), x1 = SET1(2), x2 = SET1(3), x3 = SET1(4), x4 = SET1(5), x5 = SET1(6), x6 = SET1(7),     \
      x7 = SET1(8), x8 = SET1(9), x9 = SET1(10), x10 = SET1(11), x11 = SET1(12))
 #define FOLD_CHAINS(XOR) XOR(XOR(XOR(XOR(x0, x1), XOR(x2, x3)), XOR(XOR(x4, x5), XOR(x6, x7))), XOR(XOR(x8, x9), XOR(x10, x11)))
+
+#if defined(__x86_64__)
 
 /* 32 u8 x s8 products per vpmaddubsw (pairs summed into int16). */
 static OB_AVX2 uint64_t peak_avx2(int64_t iters) {
@@ -149,6 +167,41 @@ static OB_VNNI uint64_t peak_vnni(int64_t iters) {
 }
 #endif
 
+#if defined(__aarch64__)
+/* The multiplicands come from a volatile: with constant ones GCC turned the
+ * smlal chains into a closed form. */
+static int8_t peak_seed(void) {
+    volatile int8_t seed = 3;
+    return seed;
+}
+
+/* 8 s8 x s8 multiply-adds per smlal (into int16): the neon set's op. */
+static uint64_t peak_smlal(int64_t iters) {
+    int8x8_t a = vdup_n_s8((int8_t)(peak_seed() - 2)), b = vdup_n_s8(peak_seed());
+    CHAIN_VARS(int16x8_t);
+    INIT_CHAINS(vdupq_n_s16);
+#define STEP_SMLAL(x) x = vmlal_s8(x, a, b)
+    for (int64_t i = 0; i < iters; i++) { EACH_CHAIN(STEP_SMLAL); }
+    int16x8_t s = FOLD_CHAINS(veorq_s16);
+    return (uint64_t)(uint16_t)vgetq_lane_s16(s, 0);
+}
+
+#if HAVE_DOTPROD
+/* 16 s8 x s8 multiply-adds per sdot (into int32): the neon-dotprod set's op. */
+static OB_DOTPROD uint64_t peak_sdot(int64_t iters) {
+    int8x16_t a = vdupq_n_s8((int8_t)(peak_seed() - 2)), b = vdupq_n_s8(peak_seed());
+    CHAIN_VARS(int32x4_t);
+    INIT_CHAINS(vdupq_n_s32);
+#define STEP_SDOT(x) x = vdotq_s32(x, a, b)
+    for (int64_t i = 0; i < iters; i++) { EACH_CHAIN(STEP_SDOT); }
+    int32x4_t s = FOLD_CHAINS(veorq_s32);
+    return (uint64_t)(uint32_t)vgetq_lane_s32(s, 0);
+}
+#else
+#define peak_sdot peak_smlal /* never chosen: HAVE_DOTPROD gates PEAK_SDOT below */
+#endif
+#endif
+
 /* Scalar: CHAINS int32 multiply-add chains, 1 product per step each. */
 static uint64_t peak_scalar(int64_t iters) {
     volatile int32_t seed = 3;
@@ -169,6 +222,10 @@ static void peak_task(void *arg, int ith, int nth) {
 #if defined(__x86_64__)
     case PEAK_AVX2: s = peak_avx2(j->iters); break;
     case PEAK_VNNI: s = peak_vnni(j->iters); break;
+#endif
+#if defined(__aarch64__)
+    case PEAK_SMLAL: s = peak_smlal(j->iters); break;
+    case PEAK_SDOT: s = peak_sdot(j->iters); break;
 #endif
     default: s = peak_scalar(j->iters); break;
     }
@@ -192,6 +249,12 @@ ob_status ob_probe_int8_peak(ob_pool *pool, const char *kernels, double seconds,
                __builtin_cpu_supports("avx2")) {
         j.kind = PEAK_AVX2, macs_per_iter = CHAINS * 32.0, name = "vpmaddubsw ymm (avx2)";
     }
+#endif
+#if defined(__aarch64__)
+    if (kernels && !strcmp(kernels, "neon-dotprod") && HAVE_DOTPROD && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP))
+        j.kind = PEAK_SDOT, macs_per_iter = CHAINS * 16.0, name = "sdot (neon-dotprod)";
+    else if (kernels && (!strcmp(kernels, "neon") || !strcmp(kernels, "neon-dotprod")))
+        j.kind = PEAK_SMLAL, macs_per_iter = CHAINS * 8.0, name = "smlal (neon)";
 #endif
     if (how) *how = name;
     /* Calibrate the iteration count on one thread, then time all of them. */
