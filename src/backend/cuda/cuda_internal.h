@@ -118,6 +118,13 @@ cudaError_t cu_rope_kv(const cu_attn *A, const float *qkv, int ldqkv, const int3
 cudaError_t cu_attention(const cu_attn *A, const float *qr, const int32_t *pos, const int32_t *seq, int n_tok,
                          float *out, cudaStream_t st);
 
+/* Tensor-core causal attention for a prompt chunk: tokens at positions
+ * p0 .. p0 + n_tok - 1 of sequence sq, whose K/V cu_rope_kv has appended;
+ * qr, out as cu_attention. f16 cache and head_dim 128 only:
+ * cudaErrorNotSupported otherwise (use cu_attention). */
+cudaError_t cu_attention_prompt(const cu_attn *A, const float *qr, int p0, int sq, int n_tok, float *out,
+                                cudaStream_t st);
+
 /* Packs T2 rows into GP2. src: device T2 bytes; src_row[p] = byte offset of the
  * source row of physical row p in src, or -1 (padding); src_row_bytes each. */
 cudaError_t cu_pack_t2(const uint8_t *src, const int64_t *src_row, int n_phys, int K, int K_pad, size_t src_row_bytes,

@@ -1030,6 +1030,184 @@ cudaError_t cu_attention(const cu_attn *A, const float *qr, const int32_t *pos, 
     return attention_kv<__half>(&At, G, grid, smem, st, qr, pos, seq, out);
 }
 
+/* ---- prompt attention on tensor cores --------------------------------------
+ * A prompt chunk of consecutive positions p0 .. p0 + n_tok - 1 of one
+ * sequence, f16 cache, head_dim 128: flash attention with the causal mask on
+ * mma.sync m16n8k16 (f16 inputs, f32 accumulators). Block (query tile, head):
+ * 4 warps x 16 query rows; K tiles of 64 keys row-major and V tiles
+ * transposed in shared memory (rows padded: conflict-free fragment loads);
+ * online softmax in registers, P reused from the S accumulators as the A
+ * operand. Exactness: K and V are f16 in the cache already; q and p are split
+ * into f16 hi + lo parts (x - hi is exact in f32, its f16 rounding leaves
+ * 2^-22 relative), each product issued twice, so the result differs from the
+ * float reference only by summation order, as the split-KV kernel's does
+ * (the roped q must stay within f16 range, |q| < 65504). */
+
+#define PA_Q 64               /* query rows per block */
+#define PA_K 64               /* keys per tile */
+#define PA_HD 128             /* head dim */
+#define PA_KLD (PA_HD + 8)    /* K tile row stride (halves) */
+#define PA_VLD (PA_K + 8)     /* V^T tile row stride (halves) */
+
+#ifdef OB_GPU_HAVE_MMA_S8
+__device__ static inline void mma_f16(float *c, const unsigned *a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ static inline unsigned half2_bits(__half a, __half b) {
+    __half2 v = __halves2half2(a, b); /* a in the low 16 bits: the lower column */
+    return *(unsigned *)&v;
+}
+/* (x0, x1) = hi + lo, each a pair of f16. */
+__device__ static inline void split_f16(float x0, float x1, unsigned &hi, unsigned &lo) {
+    __half h0 = __float2half_rn(x0), h1 = __float2half_rn(x1);
+    hi = half2_bits(h0, h1);
+    lo = half2_bits(__float2half_rn(x0 - __half2float(h0)), __float2half_rn(x1 - __half2float(h1)));
+}
+#endif
+
+/* Launched only where the host side says the device has mma (not HIP, not OB_GPU_NO_MMA). */
+__global__ void __launch_bounds__(128) k_attn_prompt(cu_attn A, const float *qr, int p0, int sq, int n_tok,
+                                                     float *out) {
+#ifdef OB_GPU_HAVE_MMA_S8
+    __shared__ __align__(16) __half ks[PA_K * PA_KLD];
+    __shared__ __align__(16) __half vts[PA_HD * PA_VLD];
+    OB_PDL_LAUNCH();
+    OB_PDL_WAIT();
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, tig = lane & 3;
+    const int h = blockIdx.y, kvh = h / (A.n_head / A.n_kv);
+    const int nq = A.n_head * PA_HD, nk = A.n_kv * PA_HD;
+    const int t0 = blockIdx.x * PA_Q + warp * 16 + gr, t1 = t0 + 8; /* this lane's two query rows */
+    const int qp0 = p0 + t0, qp1 = p0 + t1;
+    const int n_keys = p0 + min(n_tok, (int)(blockIdx.x + 1) * PA_Q); /* keys 0 .. the block's last position */
+    const float scale = 1.0f / sqrtf((float)PA_HD);
+
+    /* Q as A fragments, 8 k-steps of 16 dims: a0 (row t0, dims 2tig, +1), a1 (t1),
+     * a2 (t0, +8), a3 (t1, +8) */
+    unsigned qh[8][4], ql[8][4];
+#pragma unroll
+    for (int kq = 0; kq < 8; kq++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int row = i & 1 ? t1 : t0, col = 16 * kq + 2 * tig + (i & 2 ? 8 : 0);
+            float x0 = 0.0f, x1 = 0.0f;
+            if (row < n_tok) {
+                const float2 v = *(const float2 *)(qr + (size_t)row * nq + (size_t)h * PA_HD + col);
+                x0 = v.x, x1 = v.y;
+            }
+            split_f16(x0, x1, qh[kq][i], ql[kq][i]);
+        }
+    float o[16][4];
+#pragma unroll
+    for (int d = 0; d < 16; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    const __half *kb = (const __half *)A.k + (size_t)sq * A.seq_stride + (size_t)kvh * PA_HD;
+    const __half *vb = (const __half *)A.v + (size_t)sq * A.seq_stride + (size_t)kvh * PA_HD;
+
+    for (int k0 = 0; k0 < n_keys; k0 += PA_K) {
+        const int nt = min(PA_K, n_keys - k0);
+        for (int i = tid; i < PA_K * (PA_HD / 8); i += 128) {
+            const int j = i / (PA_HD / 8), c = (i % (PA_HD / 8)) * 8;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+            if (j < nt) {
+                kv = *(const uint4 *)(kb + (size_t)(k0 + j) * nk + c);
+                vv = *(const uint4 *)(vb + (size_t)(k0 + j) * nk + c);
+            }
+            *(uint4 *)(ks + j * PA_KLD + c) = kv;
+            const __half *e = (const __half *)&vv;
+#pragma unroll
+            for (int u = 0; u < 8; u++) vts[(c + u) * PA_VLD + j] = e[u];
+        }
+        __syncthreads();
+
+        float s[8][4]; /* S = Q K^T: 8 key tiles of 8; c0, c1 row t0, c2, c3 row t1; keys 8nj + 2tig + {0,1} */
+#pragma unroll
+        for (int nj = 0; nj < 8; nj++) {
+            s[nj][0] = s[nj][1] = s[nj][2] = s[nj][3] = 0.0f;
+#pragma unroll
+            for (int kq = 0; kq < 8; kq++) {
+                const __half *kr = ks + (8 * nj + gr) * PA_KLD + 16 * kq + 2 * tig;
+                const unsigned b0 = *(const unsigned *)kr, b1 = *(const unsigned *)(kr + 8);
+                mma_f16(s[nj], qh[kq], b0, b1);
+                mma_f16(s[nj], ql[kq], b0, b1);
+            }
+        }
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int nj = 0; nj < 8; nj++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int key = k0 + 8 * nj + 2 * tig + e;
+                const bool in = key < n_keys;
+                s[nj][e] = in && key <= qp0 ? s[nj][e] * scale : -INFINITY;
+                s[nj][2 + e] = in && key <= qp1 ? s[nj][2 + e] * scale : -INFINITY;
+                mx0 = fmaxf(mx0, s[nj][e]);
+                mx1 = fmaxf(mx1, s[nj][2 + e]);
+            }
+        mx0 = fmaxf(mx0, OB_SHFL_XOR(mx0, 1)), mx0 = fmaxf(mx0, OB_SHFL_XOR(mx0, 2));
+        mx1 = fmaxf(mx1, OB_SHFL_XOR(mx1, 1)), mx1 = fmaxf(mx1, OB_SHFL_XOR(mx1, 2));
+        /* key 0 is never masked, so the maxima are finite after the first tile */
+        const float a0 = expf(m0 - mx0), a1 = expf(m1 - mx1);
+        m0 = mx0, m1 = mx1;
+        float r0 = 0.0f, r1 = 0.0f;
+#pragma unroll
+        for (int nj = 0; nj < 8; nj++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                s[nj][e] = expf(s[nj][e] - mx0);
+                s[nj][2 + e] = expf(s[nj][2 + e] - mx1);
+                r0 += s[nj][e];
+                r1 += s[nj][2 + e];
+            }
+        r0 += OB_SHFL_XOR(r0, 1), r0 += OB_SHFL_XOR(r0, 2);
+        r1 += OB_SHFL_XOR(r1, 1), r1 += OB_SHFL_XOR(r1, 2);
+        l0 = l0 * a0 + r0, l1 = l1 * a1 + r1;
+#pragma unroll
+        for (int d = 0; d < 16; d++) o[d][0] *= a0, o[d][1] *= a0, o[d][2] *= a1, o[d][3] *= a1;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) { /* O += P V over keys 16kk .. 16kk + 15 */
+            unsigned ph[4], pl[4];
+            split_f16(s[2 * kk][0], s[2 * kk][1], ph[0], pl[0]);
+            split_f16(s[2 * kk][2], s[2 * kk][3], ph[1], pl[1]);
+            split_f16(s[2 * kk + 1][0], s[2 * kk + 1][1], ph[2], pl[2]);
+            split_f16(s[2 * kk + 1][2], s[2 * kk + 1][3], ph[3], pl[3]);
+#pragma unroll
+            for (int d = 0; d < 16; d++) {
+                const __half *vr = vts + (8 * d + gr) * PA_VLD + 16 * kk + 2 * tig;
+                const unsigned b0 = *(const unsigned *)vr, b1 = *(const unsigned *)(vr + 8);
+                mma_f16(o[d], ph, b0, b1);
+                mma_f16(o[d], pl, b0, b1);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int d = 0; d < 16; d++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int col = h * PA_HD + 8 * d + 2 * tig + e;
+            if (t0 < n_tok) out[(size_t)t0 * nq + col] = o[d][e] / l0;
+            if (t1 < n_tok) out[(size_t)t1 * nq + col] = o[d][2 + e] / l1;
+        }
+#endif
+}
+
+cudaError_t cu_attention_prompt(const cu_attn *A, const float *qr, int p0, int sq, int n_tok, float *out,
+                                cudaStream_t st) {
+#if defined(OB_GPU_HIP) || defined(OB_GPU_NO_MMA)
+    (void)A, (void)qr, (void)p0, (void)sq, (void)n_tok, (void)out, (void)st;
+    return cudaErrorNotSupported;
+#else
+    if (n_tok <= 0) return cudaSuccess;
+    if (A->kv_f32 || A->hd != PA_HD || A->n_kv < 1 || A->n_head % A->n_kv || p0 < 0 || sq < 0)
+        return cudaErrorNotSupported;
+    return launch_k(k_attn_prompt, dim3((n_tok + PA_Q - 1) / PA_Q, A->n_head), dim3(128), 0, st, *A, qr, p0, sq,
+                    n_tok, out);
+#endif
+}
+
 /* ---- weight repacking ----------------------------------------------------- */
 
 __global__ void k_pack_t2(const uint8_t *src, const int64_t *src_row, int n_phys, int K, int K_pad, uint32_t *dst) {

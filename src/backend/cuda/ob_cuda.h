@@ -40,7 +40,8 @@ ob_status ob_cuda_test_quant(const float *x, int n, int n_tok, const float *norm
                              int32_t *qsum);
 /* RoPE + KV append + split-KV attention for one sequence: tokens at positions
  * 0..n_tok-1 given as qkv rows [n_tok][(n_head + 2 n_kv) * hd], processed as
- * one batch with n_split splits; rope_cs [n_tok][rope_dim] (cos, sin).
+ * one batch with n_split splits (0: the tensor-core prompt kernel, head_dim
+ * 128 only); rope_cs [n_tok][rope_dim] (cos, sin).
  * out [n_tok][n_head * hd]; q_roped [n_tok][n_head * hd]; k_cache, v_cache
  * [n_tok][n_kv * hd] as stored (f16 bits). */
 ob_status ob_cuda_test_attention(int n_head, int n_kv, int hd, int rope_dim, int neox, const float *rope_cs,
