@@ -5,10 +5,12 @@
  * length, queue room) before any header goes out, so every client mistake is
  * an ordinary 4xx with OpenAI's error JSON. The handler then submits a job to
  * the scheduler and relays its text: as SSE events (stream: true) or as one
- * JSON body. A failed write means the client left: the job is cancelled and
- * its slot freed before the next decode step. */
+ * JSON body. While it waits, the handler watches the client's socket
+ * (peer.h); a client that closed it, or a failed write, means the client
+ * left: the job is cancelled and its slot freed before the next decode step. */
 #include "server/server.h"
 
+#include "server/peer.h"
 #include "server/request.h"
 
 #include <civetweb.h>
@@ -224,10 +226,15 @@ typedef struct gen_ctx {
     struct mg_connection *c;
     ob_gen_request *r;
     ob_job *job;
+    int peer_fd;         /* the client's socket (peer.h), -1 when not found */
     char id[48];
     const char *model;   /* echoed: the request's name for the model, else ours */
     long long created;
 } gen_ctx;
+
+/* How often a waiting handler looks at its client's socket (seconds): a
+ * client that left is noticed within this time even when no token comes. */
+#define WATCH_S 0.05
 
 /* Waits until the job changes (or timeout_s passes), then moves each choice's
  * new text into acc[i] (appending) and copies its finish reason. Returns true
@@ -314,8 +321,13 @@ static int stream_reply(gen_ctx *g, const char *echo, size_t echo_len) {
     }
     uint64_t seen = 0;
     bool done = false, errored = false;
+    double last_write = ob_time_s();
     while (!done && !w.failed) {
-        done = job_drain(j, &seen, acc, finish, 1.0);
+        done = job_drain(j, &seen, acc, finish, WATCH_S);
+        if (!done && ob_peer_gone(g->peer_fd)) {
+            w.failed = true;
+            break;
+        }
         bool wrote = false;
         for (int i = 0; i < nc && !w.failed; i++) {
             if (acc[i].len) {
@@ -338,9 +350,14 @@ static int stream_reply(gen_ctx *g, const char *echo, size_t echo_len) {
                 }
             }
         }
-        /* A comment line while nothing happens (queued, long prefill): SSE
-         * parsers skip it, and a dead client shows up as a failed write. */
-        if (!wrote && !done) sse_write(&w, ": keep-alive\n\n", 14);
+        /* A comment line when nothing happened for a second (queued, long
+         * prefill): SSE parsers skip it, and it keeps proxies from timing out. */
+        double now = ob_time_s();
+        if (wrote) last_write = now;
+        else if (!done && now - last_write >= 1.0) {
+            sse_write(&w, ": keep-alive\n\n", 14);
+            last_write = now;
+        }
     }
     if (w.failed && !done) {
         COUNT(disconnects);
@@ -370,7 +387,18 @@ static int full_reply(gen_ctx *g, const char *echo, size_t echo_len) {
     for (int i = 0; i < nc; i++)
         if (echo_len) ob_buf_append(&acc[i], echo, echo_len);
     uint64_t seen = 0;
-    while (!job_drain(j, &seen, acc, finish, 5.0)) {}
+    while (!job_drain(j, &seen, acc, finish, WATCH_S)) {
+        if (!ob_peer_gone(g->peer_fd)) continue;
+        /* Nothing was sent yet and nothing will be: cancel, wait for the
+         * scheduler to let go of the job, and close the connection. */
+        COUNT(disconnects);
+        ob_sched_cancel(s->sched, j);
+        while (!job_drain(j, &seen, acc, finish, 1.0)) {}
+        for (int i = 0; i < nc; i++) ob_buf_free(&acc[i]);
+        mg_disable_connection_keep_alive(g->c);
+        ob_log(OB_LOG_DEBUG, "serve: %s: client disconnected, generation cancelled", g->id);
+        return 499; /* nginx's "client closed request", for the log only */
+    }
     const char *bad = NULL;
     for (int i = 0; i < nc; i++)
         if (!strcmp(finish[i], "error") || !strcmp(finish[i], "cancelled")) bad = finish[i];
@@ -475,8 +503,10 @@ static int generate(ob_server *s, struct mg_connection *c, const char *body, siz
                 status = fail(s, c, 503, "unavailable_error", st == OB_ERR_RANGE ? "server_busy" : "shutting_down",
                               NULL, ob_last_error());
             } else {
+                const struct mg_request_info *ri = mg_get_request_info(c);
                 gen_ctx g = { .s = s, .c = c, .r = &r, .job = j, .model = r.model ? r.model : s->model_id,
-                              .created = (long long)time(NULL) };
+                              .created = (long long)time(NULL),
+                              .peer_fd = ob_peer_find_socket(ri->remote_addr, ri->remote_port, ri->server_port) };
                 make_id(g.id, sizeof g.id, kind == OB_REQ_CHAT ? "chatcmpl-" : "cmpl-");
                 /* echo (completions): the prompt text precedes the generated text */
                 ob_buf echo = { 0 };

@@ -45,6 +45,8 @@ ob_status ob_metrics_render(ob_metrics *m, ob_buf *o) {
            ds > 0 ? (double)gt / ds : 0);
     unsigned long long steps = LOAD(m->decode_steps);
     metric(o, "decode_steps_total", "counter", "Batched decode calls.", (double)steps);
+    metric(o, "decode_argmax_steps_total", "counter", "Decode calls answered with argmax ids (greedy, on the backend).",
+           (double)LOAD(m->argmax_steps));
     metric(o, "batch_tokens_total", "counter", "Tokens in all batched decode calls.", (double)LOAD(m->batch_tokens));
     metric(o, "queue_depth", "gauge", "Sequences waiting for a slot.", LOAD(m->queue_depth));
     metric(o, "slots_busy", "gauge", "Slots generating or prefilling.", LOAD(m->slots_busy));

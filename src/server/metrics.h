@@ -30,6 +30,7 @@ typedef struct ob_metrics {
     atomic_ullong cached_tokens;             /* prompt tokens reused from a KV cache */
     atomic_ullong generated_tokens;
     atomic_ullong decode_steps, batch_tokens;/* batched decode calls and their tokens */
+    atomic_ullong argmax_steps;              /* decode calls where the backend chose the ids */
     atomic_ullong prefill_ns, decode_ns;     /* step time split by token share */
     atomic_int queue_depth, slots_busy;
     atomic_llong kv_used;                    /* positions held in all KV slots */

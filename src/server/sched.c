@@ -80,6 +80,7 @@ typedef struct slot {
     int32_t next;          /* GEN: sampled id, fed at the next step */
     int n_gen;
     ob_sampler *smp;
+    bool greedy;           /* its next token is the plain argmax of the logits */
     ob_detok_stream ds;
     ob_stop_matcher stop;
     uint64_t last_used;    /* admission tick, for least-recently-used choice */
@@ -122,6 +123,7 @@ struct ob_sched {
     int32_t *tok, *pos, *seq; /* [n_batch] the step's batch */
     uint8_t *want;            /* [n_batch] */
     float *logits;            /* [n_slots x n_vocab] */
+    int32_t *ids;             /* [n_batch] argmax ids when the backend picks them (decode_argmax) */
     int *step_slot, *step_count; /* [n_slots] slots in this step, tokens each */
     sample_row *rows;         /* [n_slots] */
     ob_pool *sample_pool;     /* NULL: sample on the scheduler thread */
@@ -172,6 +174,13 @@ static void slot_finish(ob_sched *s, slot *sl, const char *finish, const char *e
     ob_buf_free(&tail);
 }
 
+/* Greedy without penalties: the sampler would return argmax(logits) (ties to
+ * the lowest id, as the backends' argmax), so a backend may pick the id itself. */
+static bool params_greedy(const ob_sampler_params *p) {
+    bool penalties = p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f;
+    return p->temperature <= 0 && (!penalties || p->repeat_last_n == 0);
+}
+
 static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
     int n = 0, lim = OB_MIN(na, nb);
     while (n < lim && a[n] == b[n]) n++;
@@ -215,6 +224,7 @@ static void slot_start(ob_sched *s, slot *sl, ob_job *j, int c) {
     ob_sampler_params sp = j->sp;
     sp.seed += (uint64_t)c;
     st = ob_sampler_create(&sp, s->n_vocab, &sl->smp);
+    sl->greedy = params_greedy(&sp);
     pthread_mutex_lock(&j->mu);
     if (c == 0 || !j->n_cached) j->n_cached = keep;
     pthread_mutex_unlock(&j->mu);
@@ -236,19 +246,21 @@ static slot *pick_free_slot(ob_sched *s, const ob_job *j) {
 
 /* ---- the queue --------------------------------------------------------------- */
 
-ob_status ob_sched_submit(ob_sched *s, ob_job *j) {
+/* Under s->mu: queues every choice of j and wakes the scheduler. */
+static ob_status submit_locked(ob_sched *s, ob_job *j) {
     j->t_submit = ob_time_s();
+    if (s->stopping) return ob_fail(OB_ERR_CANCELLED, "the server is shutting down");
+    if (s->q_len + j->n_choices > s->p.queue_cap)
+        return ob_fail(OB_ERR_RANGE, "the server is busy (%d requests queued); retry later", s->q_len);
+    for (int c = 0; c < j->n_choices; c++) s->queue[(s->q_head + s->q_len++) % s->p.queue_cap] = (qentry){ j, c };
+    atomic_store_explicit(&s->metrics->queue_depth, s->q_len, memory_order_relaxed);
+    pthread_cond_signal(&s->cv);
+    return OB_OK;
+}
+
+ob_status ob_sched_submit(ob_sched *s, ob_job *j) {
     pthread_mutex_lock(&s->mu);
-    ob_status st = OB_OK;
-    if (s->stopping) st = ob_fail(OB_ERR_CANCELLED, "the server is shutting down");
-    else if (s->q_len + j->n_choices > s->p.queue_cap)
-        st = ob_fail(OB_ERR_RANGE, "the server is busy (%d requests queued); retry later", s->q_len);
-    else {
-        for (int c = 0; c < j->n_choices; c++)
-            s->queue[(s->q_head + s->q_len++) % s->p.queue_cap] = (qentry){ j, c };
-        atomic_store_explicit(&s->metrics->queue_depth, s->q_len, memory_order_relaxed);
-        pthread_cond_signal(&s->cv);
-    }
+    ob_status st = submit_locked(s, j);
     pthread_mutex_unlock(&s->mu);
     return st;
 }
@@ -342,15 +354,31 @@ static int build_batch(ob_sched *s, int *n_steps, int *n_prefill) {
     return n;
 }
 
+/* decode_argmax serves a step when every token in it is the one token of a
+ * greedy sequence (the vtable's contract: one output per token, argmax only).
+ * A GPU backend then returns ids instead of n x n_vocab floats. Steps with a
+ * prefill chunk or a sampled sequence take the logits. */
+static bool argmax_step(const ob_sched *s, int n, int n_steps) {
+    if (!s->b->ops->decode_argmax) return false;
+    for (int t = 0; t < n; t++)
+        if (!s->want[t]) return false;
+    for (int k = 0; k < n_steps; k++)
+        if (!s->slots[s->step_slot[k]].greedy) return false;
+    return true;
+}
+
 static void step(ob_sched *s) {
     int n_steps, n_prefill;
     int n = build_batch(s, &n_steps, &n_prefill);
     if (!n) return;
     ob_batch batch = { .n = n, .token = s->tok, .pos = s->pos, .seq = s->seq, .logits = s->want };
+    bool by_argmax = argmax_step(s, n, n_steps);
     double t0 = ob_time_s();
-    ob_status st = s->b->ops->decode(s->b, &batch, s->logits);
+    ob_status st = by_argmax ? s->b->ops->decode_argmax(s->b, &batch, s->ids)
+                             : s->b->ops->decode(s->b, &batch, s->logits);
     double dt = ob_time_s() - t0;
     METRIC_ADD(decode_steps, 1);
+    if (by_argmax) METRIC_ADD(argmax_steps, 1);
     METRIC_ADD(batch_tokens, (unsigned long long)n);
     METRIC_ADD(prompt_tokens, (unsigned long long)n_prefill);
     METRIC_ADD(prefill_ns, (unsigned long long)(dt * 1e9 * n_prefill / n));
@@ -372,7 +400,8 @@ static void step(ob_sched *s) {
         bool has_row = s->want[at + cnt - 1];
         at += cnt;
         if (!has_row) continue;
-        s->rows[n_rows] = (sample_row){ sl, s->logits + (size_t)n_rows * (size_t)s->n_vocab, -1 };
+        s->rows[n_rows] = by_argmax ? (sample_row){ sl, NULL, s->ids[n_rows] }
+                                    : (sample_row){ sl, s->logits + (size_t)n_rows * (size_t)s->n_vocab, -1 };
         n_rows++;
     }
     if (st) {
@@ -380,10 +409,13 @@ static void step(ob_sched *s) {
         return;
     }
     /* Sampling is independent per sequence: spread it over the sample pool
-     * (only created for GPU backends, where the host is otherwise idle). */
+     * (only created for GPU backends, where the host is otherwise idle). An
+     * argmax step has its ids already. */
     sample_task_arg arg = { s->rows, n_rows };
-    if (s->sample_pool && n_rows > 1) ob_pool_run(s->sample_pool, sample_task, &arg);
-    else sample_task(&arg, 0, 1);
+    if (!by_argmax) {
+        if (s->sample_pool && n_rows > 1) ob_pool_run(s->sample_pool, sample_task, &arg);
+        else sample_task(&arg, 0, 1);
+    }
     for (int r = 0; r < n_rows; r++) {
         slot *sl = s->rows[r].sl;
         if (atomic_load(&sl->job->cancel)) slot_finish(s, sl, "cancelled", NULL);
@@ -455,14 +487,15 @@ ob_status ob_sched_create(const ob_model *m, ob_backend *b, const ob_sched_param
     s->pos = ob_malloc(nb * sizeof *s->pos);
     s->seq = ob_malloc(nb * sizeof *s->seq);
     s->want = ob_malloc(nb);
+    s->ids = ob_malloc(nb * sizeof *s->ids);
     s->step_slot = ob_malloc((size_t)s->n_slots * sizeof *s->step_slot);
     s->step_count = ob_malloc((size_t)s->n_slots * sizeof *s->step_count);
     s->rows = ob_malloc((size_t)s->n_slots * sizeof *s->rows);
     size_t n_logits;
     bool ok = ob_mul_ok((size_t)s->n_slots, (size_t)s->n_vocab, &n_logits) &&
               (s->logits = ob_malloc(n_logits * sizeof(float)));
-    ok = ok && s->slots && s->queue && s->tok && s->pos && s->seq && s->want && s->step_slot && s->step_count &&
-         s->rows;
+    ok = ok && s->slots && s->queue && s->tok && s->pos && s->seq && s->want && s->ids && s->step_slot &&
+         s->step_count && s->rows;
     /* A CPU backend's own threads are idle while we sample, and a second pool
      * would only compete with them: sample in parallel for GPU backends only. */
     if (ok && strcmp(b->ops->name, "cpu") && s->n_slots > 1)
@@ -507,6 +540,7 @@ void ob_sched_free(ob_sched *s) {
     free(s->pos);
     free(s->seq);
     free(s->want);
+    free(s->ids);
     free(s->logits);
     free(s->step_slot);
     free(s->step_count);

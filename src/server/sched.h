@@ -6,6 +6,9 @@
  * prompt prefix of any slot), build ONE batch with a token for every
  * generating sequence plus prefill chunks of new ones, decode it, sample,
  * detokenize, match stop strings, and append the released text to each job.
+ * A step whose sequences are all greedy (temperature 0, no penalties) and all
+ * generating goes through the backend's decode_argmax when it has one: a GPU
+ * then returns one id per sequence instead of n_vocab floats.
  *
  * Ownership: the handler allocates the job and frees it (ob_job_free) only
  * after ob_job_done() is true; the scheduler never touches a job after it

@@ -4,7 +4,8 @@
  * background thread, so /health answers 503 while loading and 200 after.
  * Files: server.c (lifecycle), http.c (routes, JSON, SSE), sched.c (the
  * continuous-batching scheduler), request.c (request validation), stop.c
- * (stop strings), metrics.c (Prometheus text). */
+ * (stop strings), metrics.c (Prometheus text), peer.c (is the client still
+ * connected). */
 /* Internal to src/server; C only (C11 atomics). */
 #ifndef OB_SERVER_H
 #define OB_SERVER_H

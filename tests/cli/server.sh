@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Black-box tests of `1bit serve` with real clients: curl, and the official
 # openai npm package (tests/server/*.test.mjs) against the stories260K model.
-# Starts two servers on free loopback ports (the main one with an API key,
-# a small one with one slot and a queue of one), runs the tests, stops them
-# with SIGTERM and checks that they exit cleanly.
+# Starts three servers on free loopback ports (the main one with an API key,
+# a small one with one slot and a queue of one, a slow one with random weights
+# for the disconnect tests), runs the tests, stops them with SIGTERM and checks
+# that they exit cleanly.
 set -u
 cd "$(dirname "$0")/../.."
 OB_BIN=${OB_BIN:-$PWD/build/1bit}
@@ -31,7 +32,8 @@ trap cleanup EXIT
 start() {
   local name=$1; shift
   : >"$tmp/$name.log"
-  "$OB_BIN" serve -m "$MODEL" --port 0 "$@" >"$tmp/$name.log" 2>&1 &
+  local src=(-m "$MODEL"); [ "$1" = --synthetic ] && src=()
+  "$OB_BIN" serve "${src[@]}" --port 0 "$@" >"$tmp/$name.log" 2>&1 &
   local pid=$! port=
   pids+=("$pid")
   eval "PID_$name=$pid"
@@ -48,6 +50,9 @@ start() {
 KEY=test-key-$RANDOM$RANDOM
 start main --threads 1 --ctx 1024 --slots 8 --queue 64 --max-body 65536 --api-key "$KEY"
 start small --threads 1 --ctx 2048 --slots 1 --queue 1
+# Random weights at a small shape, slow enough (about a millisecond a token)
+# for a client to leave in the middle of a 4000-token generation.
+start slow --synthetic tiny --threads 1 --ctx 4096 --slots 2 --queue 4
 fails=0
 check() { # name, condition already evaluated in $?
   if [ "$1" = 0 ]; then echo "ok   $2"; else echo "FAIL $2"; fails=$((fails+1)); fi
@@ -83,10 +88,11 @@ code=$(curl -s -o "$tmp/err" -w '%{http_code}' "${auth[@]}" "$URL_main/v1/chat/c
 [ "$code" = 400 ] && grep -q '"error":{"message":' "$tmp/err"; check $? "curl malformed JSON: $code $(cat "$tmp/err")"
 
 # ---- the openai client ----------------------------------------------------------
-export OB_SERVER_URL=$URL_main OB_SERVER_SMALL_URL=$URL_small OB_API_KEY=$KEY OB_SHARED=$SHARED
-for t in api errors concurrency; do
+export OB_SERVER_URL=$URL_main OB_SERVER_SMALL_URL=$URL_small OB_SERVER_SLOW_URL=$URL_slow OB_API_KEY=$KEY OB_SHARED=$SHARED
+for t in api errors concurrency disconnect; do
   if node --test "tests/server/$t.test.mjs" >"$tmp/$t.out" 2>&1; then
     echo "ok   node $t: $(grep -E '^# pass' "$tmp/$t.out")"
+    grep -hE '^ *# slot freed' "$tmp/$t.out" | sed 's/^ *#/     /'
   else
     echo "FAIL node $t"; cat "$tmp/$t.out"; fails=$((fails+1))
   fi
@@ -109,7 +115,7 @@ for _ in $(seq 600); do kill -0 "$pid_loading" 2>/dev/null || break; sleep 0.1; 
 wait "$pid_loading"; rc=$?; [ $rc = 0 ]; check $? "server stopped during its load (exit $rc)"
 
 # ---- clean shutdown -------------------------------------------------------------
-for name in main small; do
+for name in main small slow; do
   eval "pid=\$PID_$name"
   kill -TERM "$pid"
   for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -47,9 +47,11 @@ export function assertError(r, status, param) {
   return e;
 }
 
+export const SLOW = process.env.OB_SERVER_SLOW_URL; // synthetic tiny model, no key, 2 slots, queue 4
+
 // Prometheus text -> {name or name{labels}: value}.
-export async function metrics() {
-  const r = await http('/metrics', { method: 'GET' });
+export async function metrics(base = BASE, key = KEY) {
+  const r = await http('/metrics', { method: 'GET', base, key });
   assert.equal(r.status, 200);
   const out = {};
   for (const line of r.text.split('\n')) {

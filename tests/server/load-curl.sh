@@ -5,12 +5,15 @@
 # RSS before and after. tests/server/load.mjs is the fuller tool (streaming, TTFT).
 #
 #   tests/server/load-curl.sh URL PID CLIENTS SECONDS MAX_TOKENS [PROMPT_JSON]
-#   (PROMPT_JSON default: [1,2,...,16], token ids, so tokenizer-less synthetic models work)
+#   (PROMPT_JSON default: [1,2,...,16], token ids, so tokenizer-less synthetic models work;
+#   TEMP=0 in the environment makes the requests greedy, default 0.8; EXTRA=',"key":value'
+#   adds fields to every request body)
 set -u
 url=$1 pid=$2 clients=$3 seconds=$4 max_tokens=$5 prompt=${6:-[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status" 2>/dev/null; }
-body() { printf '{"prompt":%s,"max_tokens":%d,"temperature":0.8,"seed":%d,"ignore_eos":true}' "$prompt" "$max_tokens" "$1"; }
+temp=${TEMP:-0.8}
+body() { printf '{"prompt":%s,"max_tokens":%d,"temperature":%s,"seed":%d,"ignore_eos":true%s}' "$prompt" "$max_tokens" "$temp" "$1" "${EXTRA:-}"; }
 curl -s -o /dev/null "$url/v1/completions" -d "$(body 0)"   # warm-up
 rss0=$(rss "$pid")
 t0=$(date +%s%N); deadline=$((t0 + seconds * 1000000000))
