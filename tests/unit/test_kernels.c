@@ -234,7 +234,7 @@ static void test_t2_gemm(void **state) {
     const ob_cpu_kernels *sets[17];
     sets[0] = &ob_kernels_scalar;
     int n_sets = 1 + fast_sets(sets + 1);
-    const int64_t rows[] = { 1, 3, 17, 255 };
+    const int64_t rows[] = { 1, 3, 6, 17, 255 }; /* every remainder of the 4-row tiles */
     const int64_t cols[] = { 100, 128, 256, 300, 384, 2560 };
     const int toks[] = { 1, 2, 3, 5, 6, 7, 16 }; /* every remainder of the 4-token tiles */
     for (size_t ri = 0; ri < OB_ARRAY_LEN(rows); ri++)
@@ -285,6 +285,42 @@ static void test_t2_extremes(void **state) {
                 free(q);
                 t2_free(&m);
             }
+}
+
+/* Rows long enough that the SIMD sets flush their per-lane sums several
+ * times (the VNNI tile every 4096 blocks of 128): every byte 0xFF (code 3,
+ * the largest lane term) against activations all -128, then random bytes and
+ * activations. Each set must return the scalar twin's integers. */
+static void test_t2_long_rows(void **state) {
+    (void)state;
+    const ob_cpu_kernels *sets[17];
+    int n_sets = fast_sets(sets);
+    const int64_t cols = 3 * 4096 * OB_T2_BLOCK + 300, rows = 5; /* > 2^31 per lane unflushed */
+    size_t rb = ob_type_row_bytes(OB_TYPE_T2, cols);
+    int64_t pad = ob_act_pad(cols);
+    uint8_t *w = malloc(rb * (size_t)rows);
+    int32_t *want = malloc(sizeof(int32_t) * (size_t)rows * 5), *got = malloc(sizeof(int32_t) * (size_t)rows * 5);
+    for (int mode = 0; mode < 2; mode++) {
+        for (size_t i = 0; i < rb * (size_t)rows; i++) w[i] = mode == 0 ? 0xFF : (uint8_t)rand_int(0, 255);
+        for (int n_tok = 1; n_tok <= 5; n_tok += 4) {
+            int32_t qsum[5];
+            int8_t *q = acts_make(n_tok, pad, pad, mode == 0 ? 2 : 0, qsum);
+            ob_kernels_scalar.t2_gemm(w, rb, 0, rows, q, (size_t)pad, qsum, n_tok, want, (size_t)rows);
+            if (mode == 0) /* code 3 is 2 after the -1 offset: 2 * -128 per column */
+                for (int i = 0; i < rows * n_tok; i++) assert_int_equal(want[i], (int32_t)(-256 * pad));
+            for (int k = 0; k < n_sets; k++) {
+                sets[k]->t2_gemm(w, rb, 0, rows, q, (size_t)pad, qsum, n_tok, got, (size_t)rows);
+                for (int i = 0; i < rows * n_tok; i++)
+                    if (got[i] != want[i])
+                        fail_msg("%s t2 long rows (mode %d, %d tok): acc[%d] = %d, scalar %d", sets[k]->name, mode,
+                                 n_tok, i, got[i], want[i]);
+            }
+            free(q);
+        }
+    }
+    free(w);
+    free(want);
+    free(got);
 }
 
 /* Raw bytes, so code 3 (never written by a converter, possible in a corrupt
@@ -345,7 +381,7 @@ static void test_i8_gemm(void **state) {
     const ob_cpu_kernels *sets[17];
     sets[0] = &ob_kernels_scalar;
     int n_sets = 1 + fast_sets(sets + 1);
-    const int64_t rows[] = { 1, 3, 17, 255 };
+    const int64_t rows[] = { 1, 3, 6, 17, 255 };
     const int64_t cols[] = { 1, 15, 16, 17, 100, 300, 2560 };
     const int toks[] = { 1, 2, 3, 7, 16, 6, 5 };
     for (size_t ri = 0; ri < OB_ARRAY_LEN(rows); ri++)
@@ -510,6 +546,7 @@ int main(void) {
         cmocka_unit_test(test_t2_gemm),
         cmocka_unit_test(test_t2_extremes),
         cmocka_unit_test(test_t2_raw_codes),
+        cmocka_unit_test(test_t2_long_rows),
         cmocka_unit_test(test_i8_gemm),
         cmocka_unit_test(test_f_gemm),
         cmocka_unit_test(test_f_gemm_batch_invariant),

@@ -57,11 +57,56 @@ typedef struct cpu_backend {
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+/* Element-wise loops over n values run as n8 = n rounded down to a multiple
+ * of 8, then the rest: GCC -O2 (the "very cheap" vectorizer cost model)
+ * vectorizes a loop only when no scalar remainder is left, and with n8 it can
+ * tell. Each element keeps its scalar operations in order, so the results are
+ * the same bits as the plain loops. */
+static inline int64_t vec8(int64_t n) { return n & ~(int64_t)7; }
+
+static void rmsnorm(float *restrict out, const float *restrict x, const float *restrict w, int64_t n, float eps) {
     double ss = 0;
     for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
     float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
-    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+    int64_t i = 0, n8 = vec8(n);
+    for (; i < n8; i++) out[i] = x[i] * scale * w[i];
+    for (; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+/* x[i] += a[i] */
+static void add_row(float *restrict x, const float *restrict a, int64_t n) {
+    int64_t i = 0, n8 = vec8(n);
+    for (; i < n8; i++) x[i] += a[i];
+    for (; i < n; i++) x[i] += a[i];
+}
+
+/* x[i] = relu(x[i])^2 * u[i], relu(g) = g > 0 ? g : +0 (NaN gives +0), as a
+ * mask on the bits so that the loop has no branch to vectorize around. */
+static inline float relu(float g) {
+    uint32_t bits;
+    memcpy(&bits, &g, sizeof bits);
+    bits &= 0u - (uint32_t)(g > 0);
+    memcpy(&g, &bits, sizeof g);
+    return g;
+}
+static void relu2_gate_row(float *restrict x, const float *restrict u, int64_t n) {
+    int64_t i = 0, n8 = vec8(n);
+    for (; i < n8; i++) x[i] = relu(x[i]) * relu(x[i]) * u[i];
+    for (; i < n; i++) x[i] = relu(x[i]) * relu(x[i]) * u[i];
+}
+
+/* o[r] = (float)a[r] * inv_s * beta[r] (or * beta0 when beta is NULL).
+ * noinline: inlined into gemm_rows, GCC 12 -O2 left these loops scalar. */
+static __attribute__((noinline)) void dequant_row(float *restrict o, const int32_t *restrict a, int64_t n,
+                                                  float inv_s, const float *restrict beta, float beta0) {
+    int64_t r = 0, n8 = vec8(n);
+    if (beta) {
+        for (; r < n8; r++) o[r] = (float)a[r] * inv_s * beta[r];
+        for (; r < n; r++) o[r] = (float)a[r] * inv_s * beta[r];
+    } else {
+        for (; r < n8; r++) o[r] = (float)a[r] * inv_s * beta0;
+        for (; r < n; r++) o[r] = (float)a[r] * inv_s * beta0;
+    }
 }
 
 static inline void kv_put(const cpu_backend *b, void *base, size_t i, float v) {
@@ -121,17 +166,9 @@ static void gemm_rows(const gemm_job *j, const gemm_part *pt, int32_t *acc, int6
             else b->k->i8_gemm((const int8_t *)w, l->in, 0, n, b->xq, (size_t)in_pad, j->n_tok, acc, (size_t)blk);
             /* out = acc / s * beta, beta one per matrix or one per row */
             const float *restrict beta = t2 ? (l->n_scale == 1 ? NULL : l->scale + rb) : pt->row_scale + rb;
-            for (int t = 0; t < j->n_tok; t++) {
-                const int32_t *restrict a = acc + (size_t)t * (size_t)blk;
-                float *restrict o = pt->out + (size_t)t * pt->out_stride + rb;
-                float inv_s = 1.0f / b->xs[t];
-                if (beta) {
-                    for (int64_t r = 0; r < n; r++) o[r] = (float)a[r] * inv_s * beta[r];
-                } else {
-                    float beta0 = l->scale[0];
-                    for (int64_t r = 0; r < n; r++) o[r] = (float)a[r] * inv_s * beta0;
-                }
-            }
+            for (int t = 0; t < j->n_tok; t++)
+                dequant_row(pt->out + (size_t)t * pt->out_stride + rb, acc + (size_t)t * (size_t)blk, n,
+                            1.0f / b->xs[t], beta, beta ? 0.0f : l->scale[0]);
         }
         break;
     }
@@ -214,15 +251,12 @@ static void prep_task(void *arg, int ith, int nth) {
     ob_quantize_i8_fn quant = b->k->quantize_i8 ? b->k->quantize_i8 : ob_quantize_row_i8; /* bit-identical */
     for (int64_t t = t0; t < t1; t++) {
         float *x = j->x + (size_t)t * j->x_stride;
-        if (j->add)
-            for (int64_t i = 0; i < n; i++) x[i] += j->add[(size_t)t * (size_t)n + (size_t)i];
+        if (j->add) add_row(x, j->add + (size_t)t * (size_t)n, n);
         if (j->up) {
             const float *u = j->up + (size_t)t * j->x_stride;
-            for (int64_t i = 0; i < n; i++) {
-                float g = x[i];
-                float a = hp->act_relu2 ? (g > 0 ? g * g : 0.0f) : g / (1.0f + expf(-g));
-                x[i] = a * u[i];
-            }
+            if (hp->act_relu2) relu2_gate_row(x, u, n);
+            else
+                for (int64_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])) * u[i];
         }
         const float *y = x;
         if (j->norm_w) {

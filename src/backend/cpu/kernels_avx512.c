@@ -10,12 +10,12 @@
  * Ternary GEMM (OB_TYPE_T2). A 32-byte block is broadcast to both halves of a
  * zmm; masking with 0xC0 (low half) | 0x30 (high half) leaves 64*code of
  * slice 0 and 16*code of slice 1, which line up with the 64 contiguous
- * activations q[0..63] of the block; 0x0C | 0x03 does slices 2 and 3 against
- * q[64..127]. Each lane so accumulates 2^k * sum code*q for a fixed k, and a
- * per-lane arithmetic shift by k (exact: every term is a multiple of 2^k)
- * recovers sum code*q. A lane gains at most 4 * 192 * 128 < 2^17 per block,
- * so CHUNK = 1024 blocks stay far below 2^31 before the shift. Then, as in
- * every set, sum t*q = sum code*q - qsum.
+ * activations q[0..63] of the block; the block shifted left by 4 and masked
+ * the same way does slices 2 and 3 against q[64..127], at the same scales.
+ * Each lane so accumulates 2^k * sum code*q for a fixed k, and a per-lane
+ * arithmetic shift by k (exact: every term is a multiple of 2^k) recovers
+ * sum code*q (bounds in t2_tile). Then, as in every set,
+ * sum t*q = sum code*q - qsum.
  *
  * Int8 GEMM. w ^ 0x80 = w + 128 as an unsigned byte, so dpbusd(w ^ 0x80, q)
  * sums w*q + 128*q, and dpbusd(0x80, q) sums the 128*q to subtract. Both are
@@ -43,8 +43,15 @@
 #define DPBUSD(acc, a, b) ((acc) = _mm512_dpbusd_epi32((acc), (a), (b)))
 #endif
 
+/* How a tile prefetches: the first token group reads the weights ahead
+ * into L1 (they come from DRAM); the later groups share the next row tile's
+ * L2 prefetch, group g >= 1 of G taking every (G-1)-th 4-row tile, so the
+ * DRAM reads spread over the whole pass instead of one group's. */
+enum { PF_NONE, PF_AHEAD, PF_NEXT_TILE };
+#define PF_MODE(r) (t == 0 ? PF_AHEAD : ((r) - rt) / 4 % (n_grp - 1) == t / 4 - 1 ? PF_NEXT_TILE : PF_NONE)
+
 enum {
-    CHUNK = 1024,   /* T2 blocks accumulated before the per-lane shift (see above) */
+    CHUNK = 4096,   /* T2 blocks accumulated before the per-lane shift (see t2_tile) */
     ROW_TILE = 64,  /* prefill rows whose weights stay in L2 while all tokens pass */
     PF_MIN = 4096   /* decode prefetch distance, at least; see kernels_avx2.c */
 };
@@ -59,6 +66,17 @@ INLINE size_t pf_distance(int R, size_t row_bytes) { return R * row_bytes > PF_M
 
 INLINE void prefetch_ahead(const uint8_t *consumed, const int n, size_t dist) {
     UNROLL for (int i = 0; i < n; i += 64) _mm_prefetch((const char *)consumed + dist + i, _MM_HINT_T0);
+}
+
+/* The same n bytes of the next tile of ROW_TILE rows (row_bytes each), into
+ * L2: while the later token groups of a several-token GEMM compute from L2,
+ * they fetch the weights the first group will need next, so that group stops
+ * waiting on DRAM (without it, the first group streamed at DRAM speed and
+ * the others computed, one after the other). Past the matrix end it is a
+ * harmless hint. */
+INLINE void prefetch_next_tile(const uint8_t *consumed, const int n, size_t row_bytes) {
+    UNROLL for (int i = 0; i < n; i += 64)
+        _mm_prefetch((const char *)consumed + (size_t)ROW_TILE * row_bytes + i, _MM_HINT_T1);
 }
 
 /* Lane sums of T accumulators into tot[0..T) (wrapping int32 adds, the same
@@ -81,26 +99,31 @@ INLINE void reduce_tile(const __m512i *v, const int T, int32_t *tot) {
 
 /* ---- ternary x int8 ---------------------------------------------------- */
 
-/* acc for rows [r, r+R) x tokens [t, t+T); q points at token t's row. */
+/* acc for rows [r, r+R) x tokens [t, t+T); q points at token t's row.
+ *
+ * One accumulator per (row, token): slices 2 and 3 are first moved onto the
+ * bit positions of slices 0 and 1 (a 16-bit shift left by 4 carries bits 0-3
+ * of each byte to 4-7 and bits 4-7 of the low byte into the high byte, which
+ * the mask drops), so both dpbusd of a block add 64*code (low half) or
+ * 16*code (high half) into the same lanes. A lane gains at most
+ * 2 * 4 * 192 * 128 < 2^18 per block, so CHUNK blocks stay below 2^31
+ * before the per-lane shift. With R = 4, T = 4 a block takes 16 accumulators,
+ * 8 activation vectors and 4 weight loads for 32 dpbusd (the 2 x 4 tile with
+ * a pair of accumulators per product needed 10 loads for 16). */
 INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const int8_t *q, size_t qs,
-                    const int32_t *qsum, int t, const int T, int32_t *acc, size_t as) {
+                    const int32_t *qsum, int t, const int T, int pf, int32_t *acc, size_t as) {
     const int64_t nblk = (int64_t)(rb / OB_T2_BLOCK_BYTES);
     const __m512i m01 = _mm512_inserti64x4(_mm512_set1_epi8((char)0xC0), _mm256_set1_epi8(0x30), 1);
-    const __m512i m23 = _mm512_inserti64x4(_mm512_set1_epi8(0x0C), _mm256_set1_epi8(0x03), 1);
     const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
-    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
     const size_t pf_dist = pf_distance(R, rb);
-    __m512i s[4][4];
-    UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) s[i][k] = _mm512_setzero_si512();
+    int32_t tot[4][4] = { { 0 } };
     for (int64_t b0 = 0; b0 < nblk; b0 += CHUNK) {
         int64_t b1 = b0 + CHUNK < nblk ? b0 + CHUNK : nblk;
-        __m512i a01[4][4], a23[4][4];
-        UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) {
-            a01[i][k] = _mm512_setzero_si512();
-            a23[i][k] = _mm512_setzero_si512();
-        }
+        __m512i a[4][4];
+        UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) a[i][k] = _mm512_setzero_si512();
         for (int64_t b = b0; b < b1; b++) {
-            if (t == 0) prefetch_ahead(w + (size_t)r * rb + (size_t)b * 32 * R, 32 * R, pf_dist);
+            if (pf == PF_AHEAD) prefetch_ahead(w + (size_t)r * rb + (size_t)b * 32 * R, 32 * R, pf_dist);
+            else if (pf == PF_NEXT_TILE) prefetch_next_tile(w + (size_t)r * rb + (size_t)b * 32 * R, 32 * R, rb);
             __m512i q01[4], q23[4]; /* each token's block, loaded once for the R rows */
             UNROLL for (int k = 0; k < T; k++) {
                 const int8_t *qb = q + (size_t)k * qs + (size_t)b * OB_T2_BLOCK;
@@ -110,19 +133,22 @@ INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const i
             UNROLL for (int i = 0; i < R; i++) {
                 __m512i wv = _mm512_broadcast_i64x4(
                     _mm256_loadu_si256((const __m256i *)(w + (size_t)(r + i) * rb + (size_t)b * 32)));
-                __m512i c01 = _mm512_and_si512(wv, m01), c23 = _mm512_and_si512(wv, m23);
+                __m512i c01 = _mm512_and_si512(wv, m01);
+                __m512i c23 = _mm512_and_si512(_mm512_slli_epi16(wv, 4), m01);
                 UNROLL for (int k = 0; k < T; k++) {
-                    DPBUSD(a01[i][k], c01, q01[k]);
-                    DPBUSD(a23[i][k], c23, q23[k]);
+                    DPBUSD(a[i][k], c01, q01[k]);
+                    DPBUSD(a[i][k], c23, q23[k]);
                 }
             }
         }
-        UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++)
-            s[i][k] = _mm512_add_epi32(s[i][k], _mm512_add_epi32(_mm512_srav_epi32(a01[i][k], sh01),
-                                                                 _mm512_srav_epi32(a23[i][k], sh23)));
+        UNROLL for (int i = 0; i < R; i++) {
+            __m512i v[4];
+            int32_t part[4];
+            UNROLL for (int k = 0; k < T; k++) v[k] = _mm512_srav_epi32(a[i][k], sh01);
+            reduce_tile(v, T, part);
+            UNROLL for (int k = 0; k < T; k++) tot[i][k] = (int32_t)((uint32_t)tot[i][k] + (uint32_t)part[k]);
+        }
     }
-    int32_t tot[4][4];
-    UNROLL for (int i = 0; i < R; i++) reduce_tile(s[i], T, tot[i]);
     UNROLL for (int k = 0; k < T; k++) {
         int32_t qk = 0;
         if (qsum) qk = qsum[t + k];
@@ -132,12 +158,17 @@ INLINE void t2_tile(const uint8_t *w, size_t rb, int64_t r, const int R, const i
     }
 }
 
-/* Rows [rt, re) x tokens [t, t + T): 2 rows per tile, an odd last row alone. */
+/* Rows [rt, re) x tokens [t, t + T): 4 rows per tile, then 2, then 1. */
 #define T2_ROWS(T)                                                                                     \
     do {                                                                                               \
         int64_t r = rt;                                                                                \
-        for (; r + 2 <= re; r += 2) t2_tile(w, row_bytes, r, 2, qt, q_stride, qsum, t, T, acc, acc_stride); \
-        if (r < re) t2_tile(w, row_bytes, r, 1, qt, q_stride, qsum, t, T, acc, acc_stride);           \
+        for (; r + 4 <= re; r += 4)                                                                    \
+            t2_tile(w, row_bytes, r, 4, qt, q_stride, qsum, t, T, PF_MODE(r), acc, acc_stride);        \
+        if (r + 2 <= re) {                                                                             \
+            t2_tile(w, row_bytes, r, 2, qt, q_stride, qsum, t, T, PF_MODE(r), acc, acc_stride);        \
+            r += 2;                                                                                    \
+        }                                                                                              \
+        if (r < re) t2_tile(w, row_bytes, r, 1, qt, q_stride, qsum, t, T, PF_MODE(r), acc, acc_stride); \
     } while (0)
 
 static OB_VNNI void t2_gemm_vnni(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const int8_t *q,
@@ -150,14 +181,14 @@ static OB_VNNI void t2_gemm_vnni(const uint8_t *w, size_t row_bytes, int64_t r0,
         ob_kernels_avx2.t2_gemm(w, row_bytes, r0, r1, q, q_stride, qsum, 1, acc, acc_stride);
         return;
     }
-    /* Several tokens (prefill, batched decode): 2 rows x 4 tokens per
-     * register tile, then 2 rows x the 1-3 tokens left over. The 4 tokens'
+    /* Several tokens (prefill, batched decode): 4 rows x 4 tokens per
+     * register tile, then 4 rows x the 1-3 tokens left over. The 4 tokens'
      * activations (4 x 6912 B at most) stay in L1 while a tile of ROW_TILE
      * rows streams its weights from L2 (ROW_TILE x 1728 B at most), so the
      * weights come from DRAM once per step whatever the token count. */
     for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
         int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-        int t = 0;
+        int t = 0, n_grp = (n_tok + 3) / 4;
         const int8_t *qt = q;
         for (; t + 4 <= n_tok; t += 4, qt += 4 * q_stride) T2_ROWS(4);
         switch (n_tok - t) {
@@ -174,14 +205,16 @@ static OB_VNNI void t2_gemm_vnni(const uint8_t *w, size_t row_bytes, int64_t r0,
  * once per token per call (corr[]), not once per tile. */
 
 INLINE void i8_tile(const int8_t *w, int64_t n_in, int64_t r, const int R, const int8_t *q, size_t qs, int t,
-                    const int T, const uint32_t *corr, int32_t *acc, size_t as) {
+                    const int T, int pf, const uint32_t *corr, int32_t *acc, size_t as) {
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     const size_t pf_dist = pf_distance(R, (size_t)n_in);
     __m512i s[4][4];
     UNROLL for (int k = 0; k < T; k++) UNROLL for (int i = 0; i < R; i++) s[i][k] = _mm512_setzero_si512();
     for (int64_t c = 0; c < n_in; c += 64) {
         __mmask64 m = n_in - c >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n_in - c)) - 1);
-        if (t == 0) prefetch_ahead((const uint8_t *)w + (size_t)r * (size_t)n_in + (size_t)c * R, 64 * R, pf_dist);
+        const uint8_t *wc = (const uint8_t *)w + (size_t)r * (size_t)n_in + (size_t)c * R;
+        if (pf == PF_AHEAD) prefetch_ahead(wc, 64 * R, pf_dist);
+        else if (pf == PF_NEXT_TILE) prefetch_next_tile(wc, 64 * R, (size_t)n_in);
         __m512i qv[4];
         UNROLL for (int k = 0; k < T; k++) qv[k] = _mm512_maskz_loadu_epi8(m, q + (size_t)k * qs + (size_t)c);
         UNROLL for (int i = 0; i < R; i++) {
@@ -206,12 +239,16 @@ INLINE uint32_t i8_corr(const int8_t *q, int64_t n_in) {
     return (uint32_t)_mm512_reduce_add_epi32(sum);
 }
 
-/* Rows [rt, re) x tokens [t, t + T): 2 rows per tile, an odd last row alone. */
+/* Rows [rt, re) x tokens [t, t + T): 4 rows per tile, then 2, then 1. */
 #define I8_ROWS(T)                                                                                       \
     do {                                                                                                 \
         int64_t r = rt;                                                                                  \
-        for (; r + 2 <= re; r += 2) i8_tile(w, n_in, r, 2, qt, q_stride, t, T, corr, acc, acc_stride);   \
-        if (r < re) i8_tile(w, n_in, r, 1, qt, q_stride, t, T, corr, acc, acc_stride);                   \
+        for (; r + 4 <= re; r += 4) i8_tile(w, n_in, r, 4, qt, q_stride, t, T, PF_MODE(r), corr, acc, acc_stride); \
+        if (r + 2 <= re) {                                                                               \
+            i8_tile(w, n_in, r, 2, qt, q_stride, t, T, PF_MODE(r), corr, acc, acc_stride);               \
+            r += 2;                                                                                      \
+        }                                                                                                \
+        if (r < re) i8_tile(w, n_in, r, 1, qt, q_stride, t, T, PF_MODE(r), corr, acc, acc_stride);       \
     } while (0)
 
 enum { I8_MAX_TOK = 64 }; /* tokens per pass over the rows (corr[] on the stack) */
@@ -222,18 +259,18 @@ static OB_VNNI void i8_pass(const int8_t *w, int64_t n_in, int64_t r0, int64_t r
     for (int t = 0; t < n_tok; t++) corr[t] = i8_corr(q + (size_t)t * q_stride, n_in);
     if (n_tok == 1) { /* decode: 4 rows per tile, bound by DRAM */
         int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) i8_tile(w, n_in, r, 4, q, q_stride, 0, 1, corr, acc, acc_stride);
-        for (; r < r1; r++) i8_tile(w, n_in, r, 1, q, q_stride, 0, 1, corr, acc, acc_stride);
+        for (; r + 4 <= r1; r += 4) i8_tile(w, n_in, r, 4, q, q_stride, 0, 1, PF_AHEAD, corr, acc, acc_stride);
+        for (; r < r1; r++) i8_tile(w, n_in, r, 1, q, q_stride, 0, 1, PF_AHEAD, corr, acc, acc_stride);
         return;
     }
-    /* Several tokens: 2 rows x 4 tokens per tile (8 dpbusd per 2 + 4 loads),
-     * then 2 rows x the 1-3 left over; as in t2_gemm_vnni, each group of 4
+    /* Several tokens: 4 rows x 4 tokens per tile (16 dpbusd per 4 + 4 loads,
+     * 16 accumulators), then 4 rows x the 1-3 left over; as in t2_gemm_vnni, each group of 4
      * tokens (in L1) passes over a tile of ROW_TILE rows (in L2). Rows
      * outermost, with all tokens' activations streamed from L2, ran at half
      * the speed for 16 tokens. */
     for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
         int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-        int t = 0;
+        int t = 0, n_grp = (n_tok + 3) / 4;
         const int8_t *qt = q;
         for (; t + 4 <= n_tok; t += 4, qt += 4 * q_stride) I8_ROWS(4);
         switch (n_tok - t) {
