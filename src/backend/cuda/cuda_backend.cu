@@ -12,7 +12,10 @@
  * per token: it reads the token, position and sequence from device memory, so
  * the host only copies 12 bytes in and the argmax id (or the logits) out.
  * Batches of more tokens (prompts) run the same kernels eagerly, with the
- * ternary linears on tensor cores (quantize rows once, mma GEMM).
+ * ternary linears on tensor cores (quantize rows once, mma GEMM) and, for one
+ * sequence at consecutive positions, a tensor-core causal flash attention.
+ * OB_CUDA_MEGA=1 replaces a single-token step's layers by the persistent
+ * kernel of decode_step.cu (measured slower so far; kept for that work).
  *
  * The KV cache holds f16 or f32 as kv_type asks, like the CPU's. */
 #include "backend/backend.h"
