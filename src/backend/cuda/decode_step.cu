@@ -215,12 +215,7 @@ __device__ static float mk_quant(const float *x, int K, int K_pad, const float *
     for (int i = 0; i < NV; i++) {
         int j = tid + i * MK_THREADS;
         if (j < K4) {
-            int a = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].x, s)), -128.0f), 127.0f);
-            int b = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].y, s)), -128.0f), 127.0f);
-            int c = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].z, s)), -128.0f), 127.0f);
-            int d = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].w, s)), -128.0f), 127.0f);
-            sum += a + b + c + d;
-            ((char4 *)qs)[j] = make_char4((signed char)a, (signed char)b, (signed char)c, (signed char)d);
+            sum += quant_i8x4(v[i], s, (char4 *)qs + j);
         }
     }
     for (int j = K4 + tid; j < K_pad / 4; j += MK_THREADS) ((int *)qs)[j] = 0;

@@ -24,6 +24,18 @@ __device__ static inline int warp_sum_i(int v) {
     return v;
 }
 
+/* int8 quantization of one value with scale s, as ob_quantize_row_i8: the
+ * product rounded half to even, clamped to [-128, 127] (NaN -> -128 via fmaxf). */
+__device__ static inline int quant_i8(float v, float s) {
+    return (int)fminf(fmaxf(rintf(__fmul_rn(v, s)), -128.0f), 127.0f);
+}
+/* The four lanes of v quantized into *q; returns their sum. */
+__device__ static inline int quant_i8x4(float4 v, float s, char4 *q) {
+    int a = quant_i8(v.x, s), b = quant_i8(v.y, s), c = quant_i8(v.z, s), d = quant_i8(v.w, s);
+    *q = make_char4((signed char)a, (signed char)b, (signed char)c, (signed char)d);
+    return a + b + c + d;
+}
+
 __device__ static inline float act_relu2(float g) { return g > 0.0f ? __fmul_rn(g, g) : 0.0f; }
 __device__ static inline float act_silu(float g) { return __fdiv_rn(g, __fadd_rn(1.0f, expf(-g))); }
 

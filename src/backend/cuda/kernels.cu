@@ -129,7 +129,7 @@ __device__ static float quantize_row(const float *x, int K, int K_pad, const flo
     int sum = 0;
     for (int i = threadIdx.x; i < K_pad; i += CU_THREADS) {
         int v = 0;
-        if (i < K) v = (int)fminf(fmaxf(rintf(__fmul_rn(xs[i], s)), -128.0f), 127.0f);
+        if (i < K) v = quant_i8(xs[i], s);
         q[i] = (int8_t)v;
         sum += v;
     }
@@ -190,12 +190,7 @@ __device__ static float quantize_row_fast(const float *x, int K, int K_pad, cons
     for (int i = 0; i < NV; i++) {
         int j = threadIdx.x + i * CU_THREADS;
         if (j < K4) {
-            int a = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].x, s)), -128.0f), 127.0f);
-            int b = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].y, s)), -128.0f), 127.0f);
-            int c = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].z, s)), -128.0f), 127.0f);
-            int d = (int)fminf(fmaxf(rintf(__fmul_rn(v[i].w, s)), -128.0f), 127.0f);
-            sum += a + b + c + d;
-            ((char4 *)q)[j] = make_char4((signed char)a, (signed char)b, (signed char)c, (signed char)d);
+            sum += quant_i8x4(v[i], s, (char4 *)q + j);
         }
     }
     for (int j = K4 + threadIdx.x; j < K_pad / 4; j += CU_THREADS) ((int *)q)[j] = 0;
