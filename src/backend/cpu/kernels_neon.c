@@ -37,28 +37,11 @@
 
 #if defined(__aarch64__)
 
-#include <arm_neon.h>
+#include "backend/cpu/neon_target.h"
+
 #include <math.h>
 #include <string.h>
-#include <sys/auxv.h>
 
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)
-#endif
-
-/* GCC: sdot in functions with this target ("+dotprod" alone is refused by GCC
- * 12's arm_neon.h inlining check). Clang 14 offers vdotq_s32 only when the
- * whole file targets dotprod (-march=armv8.2-a+dotprod); otherwise the
- * neon-dotprod set is left out, as unavailable. */
-#if !defined(__clang__)
-#define OB_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
-#define HAVE_DOTPROD 1
-#elif defined(__ARM_FEATURE_DOTPROD)
-#define OB_DOTPROD
-#define HAVE_DOTPROD 1
-#else
-#define HAVE_DOTPROD 0
-#endif
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 8")
 

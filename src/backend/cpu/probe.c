@@ -15,23 +15,7 @@
 #define DPBUSD(acc, a, b) ((acc) = _mm256_dpbusd_epi32((acc), (a), (b)))
 #endif
 #endif
-#if defined(__aarch64__)
-#include <arm_neon.h>
-#include <sys/auxv.h>
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)
-#endif
-/* as in kernels_neon.c: clang 14 has sdot only when the file targets dotprod */
-#if !defined(__clang__)
-#define OB_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
-#define HAVE_DOTPROD 1
-#elif defined(__ARM_FEATURE_DOTPROD)
-#define OB_DOTPROD
-#define HAVE_DOTPROD 1
-#else
-#define HAVE_DOTPROD 0
-#endif
-#endif
+#include "backend/cpu/neon_target.h" /* aarch64: sdot chains where the compiler allows them */
 
 #define UNROLL _Pragma("GCC unroll 16")
 
