@@ -161,8 +161,10 @@ static void test_quant(void) {
 
 /* ---- linears -------------------------------------------------------------------- */
 
-/* Runs parts through the GPU (decode GEMV, then prefill GEMM) and compares
- * with the reference. glu: parts[0] gate, parts[1] up. */
+/* Runs parts through the GPU (decode GEMV, then for ternary weights the
+ * prefill GEMMs: k_gemm_t2 and cuBLASLt) and compares with the reference;
+ * the two GEMMs must also agree bitwise with each other (where the reference
+ * is only near: silu's expf). glu: parts[0] gate, parts[1] up. */
 static void check_linear(const char *what, tlin *parts, int n_parts, int glu, int relu2, int n_tok, int epi_add,
                          int exact) {
     int64_t in = parts[0].lin.in, n_out = 0;
@@ -197,9 +199,9 @@ static void check_linear(const char *what, tlin *parts, int n_parts, int glu, in
         if (epi_add)
             for (int64_t r = 0; r < n_out; r++) rt[r] = y0[(size_t)t * n_out + r] + rt[r];
     }
-    float *y = malloc(sizeof(float) * (size_t)n_out * n_tok);
+    float *y = malloc(sizeof(float) * (size_t)n_out * n_tok), *y_t2 = malloc(sizeof(float) * (size_t)n_out * n_tok);
     int32_t *am = malloc(sizeof(int32_t) * n_tok);
-    int paths = parts[0].t.type == OB_TYPE_T2 ? 2 : 1;
+    int paths = parts[0].t.type == OB_TYPE_T2 ? 3 : 1, t2_ok = 0;
     for (int gemm = 0; gemm < paths; gemm++) {
         memcpy(y, y0, sizeof(float) * (size_t)n_out * n_tok);
         int want_am = !glu && !epi_add && !gemm;
@@ -208,7 +210,14 @@ static void check_linear(const char *what, tlin *parts, int n_parts, int glu, in
             gt_check(0, "%s: %s", what, ob_last_error());
             continue;
         }
-        const char *path = gemm ? "gemm" : "gemv";
+        const char *path = gemm == 2 ? "cublaslt" : gemm ? "gemm" : "gemv";
+        if (gemm == 1) {
+            memcpy(y_t2, y, sizeof(float) * (size_t)n_out * n_tok);
+            t2_ok = 1;
+        } else if (gemm == 2 && t2_ok) {
+            int d = count_diff(y, y_t2, (size_t)n_out * n_tok);
+            gt_check(d == 0, "%s [cublaslt] tok=%d: bitwise equal to k_gemm_t2 (%d differ)", what, n_tok, d);
+        }
         if (exact) {
             int d = count_diff(y, ref, (size_t)n_out * n_tok);
             gt_check(d == 0, "%s [%s] in=%lld out=%lld tok=%d: bitwise equal to the scalar twin (%d differ)", what, path,
@@ -229,7 +238,7 @@ static void check_linear(const char *what, tlin *parts, int n_parts, int glu, in
         }
     }
     for (int i = 0; i < n_parts; i++) free(part_out[i]);
-    free(x), free(norm), free(xn), free(ref), free(y0), free(y), free(am);
+    free(x), free(norm), free(xn), free(ref), free(y0), free(y), free(y_t2), free(am);
 }
 
 static void test_linears(void) {
@@ -255,6 +264,24 @@ static void test_linears(void) {
     make_t2(&p[1], 512, 171, 0);
     check_linear("t2 gate/up relu2", p, 2, 1, 1, 5, 0, 1);
     check_linear("t2 gate/up silu", p, 2, 1, 0, 65, 0, 0);
+    for (int i = 0; i < 2; i++) tlin_free(&p[i]);
+    /* prompt-sized chunks (the cuBLASLt path's range, n_tok >= 64): n_out not
+     * a multiple of 16, K not a multiple of 128, every epilogue */
+    make_t2(&p[0], 1000, 333, 1);
+    check_linear("t2 prompt", p, 1, 0, 0, 129, 0, 1);
+    tlin_free(&p[0]);
+    make_t2(&p[0], 2597, 250, 0);
+    check_linear("t2 prompt +residual", p, 1, 0, 0, 300, 1, 1);
+    tlin_free(&p[0]);
+    make_t2(&p[0], 200, 96, 0);
+    make_t2(&p[1], 200, 40, 1);
+    make_t2(&p[2], 200, 40, 0);
+    check_linear("t2 prompt fused qkv", p, 3, 0, 0, 64, 0, 1);
+    for (int i = 0; i < 3; i++) tlin_free(&p[i]);
+    make_t2(&p[0], 777, 203, 1);
+    make_t2(&p[1], 777, 203, 0);
+    check_linear("t2 prompt gate/up relu2", p, 2, 1, 1, 100, 0, 1);
+    check_linear("t2 prompt gate/up silu", p, 2, 1, 0, 257, 0, 0);
     for (int i = 0; i < 2; i++) tlin_free(&p[i]);
     /* float weights (llama linears, lm_head) */
     ob_type ft[3] = { OB_TYPE_F32, OB_TYPE_F16, OB_TYPE_BF16 };
@@ -304,64 +331,125 @@ static void ref_rope(float *x, const float *cs, int rope_dim, int neox) {
     }
 }
 
-static void test_attention(int n_head, int n_kv, int hd, int rope_dim, int neox, int n_tok, int n_split) {
+/* Reference attention, as cpu_backend.c: roped q (rq) and k, K/V rounded to
+ * the cache type (rk, rv as floats; kbits, vbits as stored: 2 or 4 bytes),
+ * softmax, weighted V (ro). Token t sits at position t and sees 0..t. */
+static void ref_attention(const float *qkv, const float *cs, int n_head, int n_kv, int hd, int rope_dim, int neox,
+                          int n_tok, int kv_f32, float *rq, float *rk, float *rv, uint8_t *kbits, uint8_t *vbits,
+                          float *ro) {
     int nq = n_head * hd, kvd = n_kv * hd, ld = nq + 2 * kvd, G = n_head / n_kv;
-    float *qkv = random_vec((size_t)n_tok * ld, 1.0f), *cs = malloc(sizeof(float) * (size_t)n_tok * rope_dim);
-    for (int t = 0; t < n_tok; t++) ref_rope_table(cs + (size_t)t * rope_dim, t, rope_dim, 10000.0f);
-    float *out = malloc(sizeof(float) * (size_t)n_tok * nq), *qr = malloc(sizeof(float) * (size_t)n_tok * nq);
-    uint16_t *kc = malloc(2 * (size_t)n_tok * kvd), *vc = malloc(2 * (size_t)n_tok * kvd);
-    if (ob_cuda_test_attention(n_head, n_kv, hd, rope_dim, neox, cs, qkv, n_tok, n_split, out, qr, kc, vc)) {
-        gt_check(0, "attention: %s", ob_last_error());
-        return;
-    }
-    /* reference, as cpu_backend.c: roped q, f16 K/V, softmax, weighted V */
-    float *rq = malloc(sizeof(float) * (size_t)n_tok * nq), *rk = malloc(sizeof(float) * (size_t)n_tok * kvd);
-    float *rv = malloc(sizeof(float) * (size_t)n_tok * kvd), *ro = calloc((size_t)n_tok * nq, sizeof(float));
-    float *sc = malloc(sizeof(float) * n_tok);
-    int qbad = 0, kbad = 0;
+    float *k = malloc(sizeof(float) * kvd);
     for (int t = 0; t < n_tok; t++) {
         memcpy(rq + (size_t)t * nq, qkv + (size_t)t * ld, sizeof(float) * nq);
-        float *k = malloc(sizeof(float) * kvd);
         memcpy(k, qkv + (size_t)t * ld + nq, sizeof(float) * kvd);
         for (int h = 0; h < n_head; h++) ref_rope(rq + (size_t)t * nq + h * hd, cs + (size_t)t * rope_dim, rope_dim, neox);
         for (int h = 0; h < n_kv; h++) ref_rope(k + h * hd, cs + (size_t)t * rope_dim, rope_dim, neox);
         for (int i = 0; i < kvd; i++) {
-            uint16_t kb = ob_f32_to_f16(k[i]), vb = ob_f32_to_f16(qkv[(size_t)t * ld + nq + kvd + i]);
-            kbad += kb != kc[(size_t)t * kvd + i] || vb != vc[(size_t)t * kvd + i];
-            rk[(size_t)t * kvd + i] = ob_f16_to_f32(kb);
-            rv[(size_t)t * kvd + i] = ob_f16_to_f32(vb);
+            size_t at = (size_t)t * kvd + i;
+            float v = qkv[(size_t)t * ld + nq + kvd + i];
+            if (kv_f32) {
+                rk[at] = k[i], rv[at] = v;
+                memcpy(kbits + 4 * at, &k[i], 4), memcpy(vbits + 4 * at, &v, 4);
+            } else {
+                uint16_t kb = ob_f32_to_f16(k[i]), vb = ob_f32_to_f16(v);
+                rk[at] = ob_f16_to_f32(kb), rv[at] = ob_f16_to_f32(vb);
+                memcpy(kbits + 2 * at, &kb, 2), memcpy(vbits + 2 * at, &vb, 2);
+            }
         }
-        free(k);
-        qbad += count_diff(qr + (size_t)t * nq, rq + (size_t)t * nq, (size_t)nq);
     }
-    float scale = 1.0f / sqrtf((float)hd);
+    /* in double: the reference must be well inside the tolerance itself */
+    double *sd = malloc(sizeof(double) * n_tok), *od = malloc(sizeof(double) * hd);
+    double scale = 1.0 / sqrt((double)hd);
     for (int t = 0; t < n_tok; t++)
         for (int h = 0; h < n_head; h++) {
             const float *q = rq + (size_t)t * nq + h * hd;
             int kvh = h / G;
-            float mx = -INFINITY, sum = 0;
+            double mx = -INFINITY, sum = 0;
             for (int p = 0; p <= t; p++) {
-                float s = 0;
-                for (int d = 0; d < hd; d++) s += q[d] * rk[(size_t)p * kvd + kvh * hd + d];
-                sc[p] = s * scale;
-                mx = fmaxf(mx, sc[p]);
+                double s = 0;
+                for (int d = 0; d < hd; d++) s += (double)q[d] * rk[(size_t)p * kvd + kvh * hd + d];
+                sd[p] = s * scale;
+                mx = fmax(mx, sd[p]);
             }
-            for (int p = 0; p <= t; p++) sum += (sc[p] = expf(sc[p] - mx));
-            float *o = ro + (size_t)t * nq + h * hd;
+            for (int p = 0; p <= t; p++) sum += (sd[p] = exp(sd[p] - mx));
+            for (int d = 0; d < hd; d++) od[d] = 0;
             for (int p = 0; p <= t; p++)
-                for (int d = 0; d < hd; d++) o[d] += sc[p] / sum * rv[(size_t)p * kvd + kvh * hd + d];
+                for (int d = 0; d < hd; d++) od[d] += sd[p] / sum * rv[(size_t)p * kvd + kvh * hd + d];
+            for (int d = 0; d < hd; d++) ro[(size_t)t * nq + h * hd + d] = (float)od[d];
         }
+    free(sd), free(od);
+    free(k);
+}
+
+static double worst_rel_err(const float *out, const float *ref, int n_tok, int n) {
     double worst = 0;
     for (int t = 0; t < n_tok; t++) {
-        double e = gt_rel_err(out + (size_t)t * nq, ro + (size_t)t * nq, (size_t)nq);
+        double e = gt_rel_err(out + (size_t)t * n, ref + (size_t)t * n, (size_t)n);
         if (e > worst) worst = e;
     }
-    gt_check(qbad == 0, "rope q heads=%d hd=%d rope=%d %s: bitwise equal (%d differ)", n_head, hd, rope_dim,
-             neox ? "neox" : "adjacent", qbad);
-    gt_check(kbad == 0, "rope+append K/V f16 bits equal (%d differ)", kbad);
-    gt_check(worst <= 1e-5, "attention heads=%d/%d hd=%d tok=%d splits=%d%s: rel err %.2e <= 1e-5", n_head, n_kv, hd,
-             n_tok, n_split, n_split ? "" : " (tensor-core prompt kernel)", worst);
-    free(qkv), free(cs), free(out), free(qr), free(kc), free(vc), free(rq), free(rk), free(rv), free(ro), free(sc);
+    return worst;
+}
+
+/* All tokens as one batch (prompt or server step). */
+static void test_attention(int n_head, int n_kv, int hd, int rope_dim, int neox, int n_tok, int n_split) {
+    int nq = n_head * hd, kvd = n_kv * hd, ld = nq + 2 * kvd;
+    float *qkv = random_vec((size_t)n_tok * ld, 1.0f), *cs = malloc(sizeof(float) * (size_t)n_tok * rope_dim);
+    for (int t = 0; t < n_tok; t++) ref_rope_table(cs + (size_t)t * rope_dim, t, rope_dim, 10000.0f);
+    float *out = malloc(sizeof(float) * (size_t)n_tok * nq), *qr = malloc(sizeof(float) * (size_t)n_tok * nq);
+    uint16_t *kc = malloc(2 * (size_t)n_tok * kvd), *vc = malloc(2 * (size_t)n_tok * kvd);
+    float *rq = malloc(sizeof(float) * (size_t)n_tok * nq), *rk = malloc(sizeof(float) * (size_t)n_tok * kvd);
+    float *rv = malloc(sizeof(float) * (size_t)n_tok * kvd), *ro = malloc(sizeof(float) * (size_t)n_tok * nq);
+    uint16_t *rkb = malloc(2 * (size_t)n_tok * kvd), *rvb = malloc(2 * (size_t)n_tok * kvd);
+    if (ob_cuda_test_attention(n_head, n_kv, hd, rope_dim, neox, cs, qkv, n_tok, n_split, out, qr, kc, vc)) {
+        gt_check(0, "attention: %s", ob_last_error());
+    } else {
+        ref_attention(qkv, cs, n_head, n_kv, hd, rope_dim, neox, n_tok, 0, rq, rk, rv, (uint8_t *)rkb, (uint8_t *)rvb,
+                      ro);
+        int qbad = count_diff(qr, rq, (size_t)n_tok * nq), kbad = 0;
+        for (size_t i = 0; i < (size_t)n_tok * kvd; i++) kbad += kc[i] != rkb[i] || vc[i] != rvb[i];
+        double worst = worst_rel_err(out, ro, n_tok, nq);
+        gt_check(qbad == 0, "rope q heads=%d hd=%d rope=%d %s: bitwise equal (%d differ)", n_head, hd, rope_dim,
+                 neox ? "neox" : "adjacent", qbad);
+        gt_check(kbad == 0, "rope+append K/V f16 bits equal (%d differ)", kbad);
+        gt_check(worst <= 1e-5, "attention heads=%d/%d hd=%d tok=%d splits=%d%s: rel err %.2e <= 1e-5", n_head, n_kv,
+                 hd, n_tok, n_split, n_split ? "" : " (tensor-core prompt kernel)", worst);
+    }
+    free(qkv), free(cs), free(out), free(qr), free(kc), free(vc), free(rq), free(rk), free(rv), free(ro), free(rkb),
+        free(rvb);
+}
+
+/* The same tokens decoded one per launch (the decode step's fused RoPE + KV
+ * append + single-token kernel), f16 or f32 cache; twice, to check that the
+ * result does not depend on timing (split merges). */
+static void test_attention_steps(int n_head, int n_kv, int hd, int rope_dim, int neox, int n_tok, int n_split,
+                                 int kv_f32) {
+    int nq = n_head * hd, kvd = n_kv * hd, ld = nq + 2 * kvd;
+    size_t es = kv_f32 ? 4 : 2, outb = sizeof(float) * (size_t)n_tok * nq;
+    float *qkv = random_vec((size_t)n_tok * ld, 1.0f), *cs = malloc(sizeof(float) * (size_t)n_tok * rope_dim);
+    for (int t = 0; t < n_tok; t++) ref_rope_table(cs + (size_t)t * rope_dim, t, rope_dim, 10000.0f);
+    float *out = malloc(outb), *out2 = malloc(outb);
+    uint8_t *kc = malloc(es * n_tok * kvd), *vc = malloc(es * n_tok * kvd);
+    float *rq = malloc(sizeof(float) * (size_t)n_tok * nq), *rk = malloc(sizeof(float) * (size_t)n_tok * kvd);
+    float *rv = malloc(sizeof(float) * (size_t)n_tok * kvd), *ro = malloc(outb);
+    uint8_t *rkb = malloc(es * n_tok * kvd), *rvb = malloc(es * n_tok * kvd);
+    const char *kv = kv_f32 ? "f32" : "f16";
+    if (ob_cuda_test_attention_steps(n_head, n_kv, hd, rope_dim, neox, cs, qkv, n_tok, n_split, kv_f32, out, kc, vc) ||
+        ob_cuda_test_attention_steps(n_head, n_kv, hd, rope_dim, neox, cs, qkv, n_tok, n_split, kv_f32, out2, kc, vc)) {
+        gt_check(0, "attention steps: %s", ob_last_error());
+    } else {
+        ref_attention(qkv, cs, n_head, n_kv, hd, rope_dim, neox, n_tok, kv_f32, rq, rk, rv, rkb, rvb, ro);
+        int kbad = 0;
+        for (size_t i = 0; i < (size_t)n_tok * kvd; i++)
+            kbad += memcmp(kc + es * i, rkb + es * i, es) != 0 || memcmp(vc + es * i, rvb + es * i, es) != 0;
+        double worst = worst_rel_err(out, ro, n_tok, nq);
+        gt_check(kbad == 0, "decode steps: fused RoPE + append K/V %s bits equal (%d differ)", kv, kbad);
+        gt_check(worst <= 1e-5, "decode steps heads=%d/%d hd=%d tok=%d splits=%d kv %s: rel err %.2e <= 1e-5", n_head,
+                 n_kv, hd, n_tok, n_split, kv, worst);
+        gt_check(memcmp(out, out2, outb) == 0, "decode steps heads=%d/%d tok=%d splits=%d kv %s: two runs bitwise equal",
+                 n_head, n_kv, n_tok, n_split, kv);
+    }
+    free(qkv), free(cs), free(out), free(out2), free(kc), free(vc), free(rq), free(rk), free(rv), free(ro), free(rkb),
+        free(rvb);
 }
 
 /* ---- embedding ------------------------------------------------------------------- */
@@ -412,6 +500,14 @@ int main(void) {
     test_attention(20, 5, 128, 128, 1, 150, 32);
     test_attention(8, 4, 8, 8, 0, 33, 3);
     test_attention(4, 4, 64, 32, 0, 9, 2);
+    /* single-token decode steps: one split (short), several (merge), tiles
+     * past the first in a split (n_split 1, 300 positions), f16 and f32 */
+    test_attention_steps(20, 5, 128, 128, 1, 150, 32, 0);
+    test_attention_steps(20, 5, 128, 128, 1, 300, 1, 0);
+    test_attention_steps(20, 5, 128, 128, 1, 600, 4, 1);
+    test_attention_steps(8, 2, 128, 64, 0, 200, 3, 1);
+    test_attention_steps(8, 4, 8, 8, 0, 100, 2, 0);
+    test_attention_steps(4, 4, 64, 32, 0, 140, 2, 0);
     /* the tensor-core prompt kernel (n_split 0): GQA 4, 8 and 1, partial tiles */
     test_attention(20, 5, 128, 128, 0, 200, 0);
     test_attention(16, 2, 128, 128, 1, 130, 0);

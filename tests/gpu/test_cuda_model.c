@@ -87,8 +87,15 @@ static void check_parity(const char *what, parity p) {
  * strict > 0: every row within strict. strict < 0 (deep random models, where
  * one int8 rounding flip from a different attention summation order cascades
  * through 30 layers): row 0 (attention is exact there) within -strict, the
- * criterion's statistics reported only. */
-static void test_vs_cpu(const char *name, ob_model *m, int n_prompt, double strict) {
+ * criterion's statistics reported only.
+ * synthetic: random weights from ob_model_synthetic. One flipped int8 rounding
+ * there (graph and batch use different attention kernels, whose float orders
+ * differ by ~1e-6) moves a later row by 0.1-0.4 and every row after it through
+ * the cache: seeds 0x4d06b02b1c9 and 0x2f76b02a586 failed the per-row bound
+ * and the 90% argmax share this way on the pre-cuBLASLt code too. So for them
+ * position 0 is held to 1e-5 (no flip can precede it), the median to 3e-2 and
+ * the argmax share to 80%; the largest row is reported. */
+static void test_vs_cpu(const char *name, ob_model *m, int n_prompt, double strict, int synthetic) {
     int V = m->hp.n_vocab, n_ctx = n_prompt + 8;
     int32_t *ids = malloc(sizeof(int32_t) * n_prompt);
     for (int i = 0; i < n_prompt; i++) ids[i] = (int32_t)(gt_rand(&rng) % (uint64_t)V);
@@ -103,11 +110,11 @@ static void test_vs_cpu(const char *name, ob_model *m, int n_prompt, double stri
     parity pb = compare_rows(gb, ref, n_prompt, V), ps = compare_rows(gs, ref, n_prompt, V);
     parity pg = compare_rows(gs, gb, n_prompt, V);
     snprintf(what, sizeof what, "%s: graph vs batch on the GPU", name);
-    if (strict >= 0 && n_prompt <= 64) check_parity(what, pg);
-    else if (strict >= 0) /* long random prompts: one flip persists through the cache, so no per-row bound */
-        gt_check(pg.median <= 3e-2 && pg.argmax_ok * 10 >= pg.n * 9,
-                 "%s, %d steps: median e %.2e <= 3e-2, argmax %d/%d >= 90%% (max %.2e)", what, n_prompt, pg.median,
-                 pg.argmax_ok, pg.n, pg.max);
+    if (strict >= 0 && n_prompt <= 64 && !synthetic) check_parity(what, pg);
+    else if (strict >= 0) /* random weights or long prompts: one flip persists through the cache, so no per-row bound */
+        gt_check(pg.median <= 3e-2 && pg.argmax_ok * 10 >= pg.n * (synthetic ? 8 : 9),
+                 "%s, %d steps: median e %.2e <= 3e-2, argmax %d/%d >= %d%% (max %.2e)", what, n_prompt, pg.median,
+                 pg.argmax_ok, pg.n, synthetic ? 80 : 90, pg.max);
     if (strict < 0) {
         double e0b = gt_rel_err(gb, ref, (size_t)V), e0s = gt_rel_err(gs, ref, (size_t)V);
         gt_check(e0b <= -strict && e0s <= -strict, "%s: position 0 logits vs CPU within %.0e (batch %.2e, graph %.2e)",
@@ -125,9 +132,11 @@ static void test_vs_cpu(const char *name, ob_model *m, int n_prompt, double stri
         double e0b = gt_rel_err(gb, ref, (size_t)V), e0s = gt_rel_err(gs, ref, (size_t)V);
         gt_check(e0b <= 1e-5 && e0s <= 1e-5, "%s: position 0 logits vs CPU within 1e-5 (batch %.2e, graph %.2e)", name,
                  e0b, e0s);
-        gt_check(pb.median <= 3e-2 && pb.argmax_ok * 10 >= pb.n * 9 && ps.median <= 3e-2 && ps.argmax_ok * 10 >= ps.n * 9,
-                 "%s: batch/graph vs CPU median e %.2e/%.2e <= 3e-2, argmax %d/%d and %d/%d >= 90%% (max e %.2e/%.2e)",
-                 name, pb.median, ps.median, pb.argmax_ok, pb.n, ps.argmax_ok, ps.n, pb.max, ps.max);
+        int share = synthetic ? 8 : 9;
+        gt_check(pb.median <= 3e-2 && pb.argmax_ok * 10 >= pb.n * share && ps.median <= 3e-2 &&
+                     ps.argmax_ok * 10 >= ps.n * share,
+                 "%s: batch/graph vs CPU median e %.2e/%.2e <= 3e-2, argmax %d/%d and %d/%d >= %d%% (max e %.2e/%.2e)",
+                 name, pb.median, ps.median, pb.argmax_ok, pb.n, ps.argmax_ok, ps.n, share * 10, pb.max, ps.max);
     }
     /* decode_argmax = argmax of decode's logits, and seq_copy continues a prefix */
     {
@@ -162,7 +171,7 @@ static void test_synthetic(const char *shape, ob_type head, int n_prompt, double
         gt_check(0, "%s: %s", name, ob_last_error());
         return;
     }
-    test_vs_cpu(name, m, n_prompt, strict);
+    test_vs_cpu(name, m, n_prompt, strict, 1);
     ob_model_free(m);
 }
 
@@ -253,7 +262,7 @@ static void test_fixture(void) {
              all_argmax, all_n);
     ob_backend_destroy(gpu);
     /* and against the CPU backend on the same checkpoint */
-    test_vs_cpu("bitnet-tiny", m, 48, 0);
+    test_vs_cpu("bitnet-tiny", m, 48, 0, 0);
 done:
     kv_type = OB_KV_F16;
     ob_json_free(&doc);
@@ -272,7 +281,7 @@ static void test_stories(void) {
         return;
     }
     kv_type = OB_KV_F32;
-    test_vs_cpu("stories260K", m, 40, 1e-4);
+    test_vs_cpu("stories260K", m, 40, 1e-4, 0);
     /* greedy text: 64 steps from BOS on both backends */
     int V = m->hp.n_vocab, n = 64;
     ob_backend *cpu = make_backend("cpu", m, n + 1, 1), *gpu = make_backend("cuda", m, n + 1, 1);
@@ -334,6 +343,43 @@ static void test_persistent_vs_kernels(void) {
     ob_model_free(m);
 }
 
+/* The cuBLASLt prefill GEMMs against k_gemm_t2 (OB_CUDA_LT=0) on the 2B-4T
+ * shape (2 layers): integers are exact and the epilogues do the same float
+ * operations, so a prompt's logits must be the same bits. */
+static void test_lt_vs_fallback(void) {
+    ob_model *m = NULL;
+    if (ob_model_synthetic("bitnet:2560,2,20,5,6912,128256", OB_TYPE_I8, gt_rand(&rng), &m)) {
+        gt_check(0, "synthetic model: %s", ob_last_error());
+        return;
+    }
+    const int n = 300, V = m->hp.n_vocab;
+    int32_t *ids = malloc(sizeof(int32_t) * n);
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)(gt_rand(&rng) % (uint64_t)V);
+    float *a = malloc(sizeof(float) * (size_t)n * V), *k = malloc(sizeof(float) * (size_t)n * V);
+    const char *env = getenv("OB_CUDA_LT");
+    char *saved = env ? strdup(env) : NULL; /* the default path, whatever the caller's environment */
+    unsetenv("OB_CUDA_LT");
+    ob_backend *lt = make_backend("cuda", m, n + 8, 1);
+    setenv("OB_CUDA_LT", "0", 1);
+    ob_backend *t2 = make_backend("cuda", m, n + 8, 1);
+    if (saved) setenv("OB_CUDA_LT", saved, 1);
+    else unsetenv("OB_CUDA_LT");
+    free(saved);
+    if (lt && t2) {
+        gt_check(ob_cuda_lt_prefill(lt) && !ob_cuda_lt_prefill(t2),
+                 "prompts run their GEMMs through cuBLASLt by default, through k_gemm_t2 with OB_CUDA_LT=0");
+        if (run_logits(lt, ids, n, 0, 0, 0, a) && run_logits(t2, ids, n, 0, 0, 0, k)) {
+            int d = 0;
+            for (size_t i = 0; i < (size_t)n * V; i++) d += memcmp(&a[i], &k[i], sizeof(float)) != 0;
+            gt_check(d == 0, "%d-token prompt: cuBLASLt logits bitwise equal to OB_CUDA_LT=0 (%d differ)", n, d);
+        }
+    }
+    ob_backend_destroy(lt);
+    ob_backend_destroy(t2);
+    free(ids), free(a), free(k);
+    ob_model_free(m);
+}
+
 int main(void) {
     rng = gt_seed();
     if (ob_cuda_device_count() <= 0) {
@@ -352,6 +398,7 @@ int main(void) {
     test_synthetic("bitnet:2560,2,20,5,6912,128256", OB_TYPE_I8, 100, 0);
     kv_type = OB_KV_F16;
     test_persistent_vs_kernels();
+    test_lt_vs_fallback();
     test_synthetic("2b4t", OB_TYPE_F16, 12, -1e-5);
     test_synthetic("2b4t", OB_TYPE_I8, 12, -1e-5);
     return gt_summary("test_cuda_model");

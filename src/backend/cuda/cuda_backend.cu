@@ -338,6 +338,8 @@ typedef struct cuda_backend {
     cu_mega mega;            /* the persistent decode step (decode_step.cu) */
     bool use_mega;           /* single-token steps run through it */
     bool prompt_tc;          /* prompt chunks use the tensor-core attention (OB_CUDA_PROMPT_TC=0: off) */
+    cu_lt *lt;               /* cuBLASLt prefill GEMMs (NULL: k_gemm_t2 only), see setup_lt */
+    int lt_min_tok;          /* ... for chunks of this many tokens or more */
 
     /* OB_CUDA_PROFILE=1: decode steps run eagerly with an event after every
      * kernel, and the time per kernel kind is logged (INFO) every 64 steps. */
@@ -356,12 +358,17 @@ static void prof_mark(cuda_backend *b, int kind) {
     cudaEventRecord(b->ev[b->n_ev++], b->st);
 }
 
+static bool use_lt(const cuda_backend *b, const cu_linear *L, int n) {
+    return b->lt && L && L->kind == CU_W_T2 && L->w8 && n >= b->lt_min_tok;
+}
+
 /* y = L(in) for n tokens. gemm: the prefill path for ternary weights. */
 static cudaError_t run_linear(cuda_backend *b, const cu_linear *L, const cu_input *in, int n, float *y, int ldy,
                               bool gemm, unsigned long long *amax) {
     if (gemm && L->kind == CU_W_T2) {
         cudaError_t e = cu_norm_quant(in, L->K, L->ld, n, b->q8, b->qs, b->qsum, b->st);
         if (e != cudaSuccess) return e;
+        if (use_lt(b, L, n)) return cu_gemm_lt(b->lt, L, b->q8, b->qs, n, y, ldy, b->st);
         return cu_gemm_t2(L, b->q8, b->qs, b->qsum, n, y, ldy, b->st);
     }
     return cu_gemv(L, in, n, y, ldy, amax, b->st);
@@ -640,12 +647,63 @@ static void cuda_destroy(ob_backend *base) {
     if (b->prof)
         for (size_t i = 0; i < OB_ARRAY_LEN(b->ev); i++) cudaEventDestroy(b->ev[i]);
     if (b->st) cudaStreamDestroy(b->st);
+    cu_lt_destroy(b->lt);
     cu_mem_free(&b->mem);
     if (b->h_io) cudaFreeHost(b->h_io);
     if (b->h_amax) cudaFreeHost(b->h_amax);
     free(b->L);
     free(b->seq_len);
     free(b);
+}
+
+/* The cuBLASLt prefill path (gemm_lt.cu): an int8 copy of every layer's
+ * ternary weights (2.1 GB for 2B-4T), made only when libcublasLt loads and
+ * the copies fit with room to spare, so a card that holds the model holds it
+ * still. OB_CUDA_LT=0 keeps k_gemm_t2; OB_CUDA_LT=N uses cuBLASLt from chunks
+ * of N tokens on (default CU_LT_MIN_TOK). Failing here is never fatal. */
+static ob_status setup_lt(cuda_backend *b) {
+    const char *env = getenv("OB_CUDA_LT");
+    b->lt_min_tok = env && *env ? atoi(env) : CU_LT_MIN_TOK;
+    if (b->lt_min_tok <= 0) return OB_OK;
+    const int n_layer = b->m->hp.n_layer;
+    size_t need = 0, max_phys = 0;
+    for (int l = 0; l < n_layer; l++) {
+        cu_linear *lin[4] = { &b->L[l].qkv, &b->L[l].o, &b->L[l].gu, &b->L[l].down };
+        for (int i = 0; i < 4; i++) {
+            need += cu_lt_weight_bytes(lin[i]);
+            if (lin[i]->kind == CU_W_T2) max_phys = OB_MAX(max_phys, (size_t)lin[i]->n_phys);
+        }
+    }
+    if (!need) return OB_OK;
+    size_t free_b = 0, total_b = 0;
+    CK(cudaMemGetInfo(&free_b, &total_b));
+    size_t acc_elems = CHUNK_TOKENS * max_phys, margin = OB_MAX((size_t)1 << 30, total_b / 20);
+    size_t want = need + acc_elems * 4 + ((size_t)32 << 20) + margin; /* + int32 scratch, workspace */
+    if (want > free_b) {
+        ob_log(OB_LOG_INFO, "CUDA: int8 weight copies (%.2f GB) do not fit beside %.2f GB free: prefill GEMMs stay on "
+               "k_gemm_t2", (double)need / 1e9, (double)free_b / 1e9);
+        return OB_OK;
+    }
+    cudaError_t e = cu_lt_create(acc_elems, &b->lt);
+    if (e != cudaSuccess) { /* a missing library was logged once by cu_lt_create */
+        cudaGetLastError();
+        if (e != cudaErrorNotSupported)
+            ob_log(OB_LOG_INFO, "CUDA: cuBLASLt setup failed (%s): prefill GEMMs stay on k_gemm_t2", cudaGetErrorString(e));
+        return OB_OK;
+    }
+    for (int l = 0; l < n_layer; l++) {
+        cu_linear *lin[4] = { &b->L[l].qkv, &b->L[l].o, &b->L[l].gu, &b->L[l].down };
+        for (int i = 0; i < 4; i++) {
+            size_t bytes = cu_lt_weight_bytes(lin[i]);
+            if (!bytes) continue;
+            int8_t *w8 = (int8_t *)dev_alloc(&b->mem, bytes);
+            if (!w8) return oom(bytes);
+            CK(cu_lt_unpack(lin[i], w8, b->st));
+            lin[i]->w8 = w8;
+        }
+    }
+    CK(cudaStreamSynchronize(b->st));
+    return OB_OK;
 }
 
 static ob_status create_inner(cuda_backend *b, const ob_backend_params *p) {
@@ -734,7 +792,15 @@ static ob_status create_inner(cuda_backend *b, const ob_backend_params *p) {
     /* scratch */
     size_t T = CHUNK_TOKENS;
     int wide_pad = (int)ob_act_pad(OB_MAX(OB_MAX(b->E, b->Q), b->F));
-    b->n_split_decode = OB_MAX(1, OB_MIN(MAX_SPLIT, (n_ctx + 15) / 16));
+    /* decode splits: as many (KV head, split) blocks as SMs, so a long
+     * context streams through every SM in one wave (one block per SM: the
+     * kernel's double-buffered tiles take ~70 KB of shared memory) */
+    int n_sm = 132;
+    {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess) n_sm = prop.multiProcessorCount;
+    }
+    b->n_split_decode = OB_MAX(1, OB_MIN(OB_MIN(MAX_SPLIT, n_sm / hp->n_head_kv), (n_ctx + 15) / 16));
     b->part_rows = (int)OB_MAX(8 * T, (size_t)MAX_SPLIT); /* prompts of T tokens get 8 splits each */
     size_t part_floats = (size_t)b->part_rows * hp->n_head_kv * (G * (hp->head_dim + 2) + 3);
     struct { void **p; size_t bytes; } bufs[] = {
@@ -756,6 +822,7 @@ static ob_status create_inner(cuda_backend *b, const ob_backend_params *p) {
     CK(cudaMallocHost((void **)&b->h_amax, T * sizeof(unsigned long long)));
     b->seq_len = (int *)calloc((size_t)n_seq, sizeof *b->seq_len);
     if (!b->seq_len) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    if ((st = setup_lt(b))) return st;
     /* the persistent decode step (decode_step.cu), opt-in with OB_CUDA_MEGA=1
      * where the model suits it: measured slower than one kernel per
      * operation so far (docs/PERFORMANCE.md, CUDA v9) */
@@ -832,6 +899,10 @@ extern "C" const ob_backend_ops ob_backend_cuda = {
 
 extern "C" int ob_cuda_persistent_decode(const ob_backend *b) {
     return b && b->ops == &ob_backend_cuda && ((const cuda_backend *)b)->use_mega;
+}
+
+extern "C" int ob_cuda_lt_prefill(const ob_backend *b) {
+    return b && b->ops == &ob_backend_cuda && ((const cuda_backend *)b)->lt != NULL;
 }
 
 /* ---- device probing --------------------------------------------------------------- */
@@ -919,7 +990,20 @@ extern "C" ob_status ob_cuda_test_linear(const ob_linear *parts, int n_parts, in
     cu_input in = { (const float *)dx, K, (const float *)dn, eps };
     cudaError_t e = cudaMemset(dam, 0, (size_t)n_tok * 8);
     if (e == cudaSuccess) {
-        if (use_gemm && L.kind == CU_W_T2) {
+        if (use_gemm == 2 && L.kind == CU_W_T2) { /* cuBLASLt: its own int8 weights and scratch */
+            cu_lt *lt = NULL;
+            size_t w8_bytes = cu_lt_weight_bytes(&L);
+            e = cu_lt_create((size_t)n_tok * L.n_phys, &lt);
+            if (e == cudaSuccess) {
+                L.w8 = (int8_t *)dev_alloc(&mm, w8_bytes);
+                e = L.w8 ? cu_lt_unpack(&L, L.w8, 0) : cudaErrorMemoryAllocation;
+            }
+            if (e == cudaSuccess) e = cu_norm_quant(&in, K, L.ld, n_tok, (int8_t *)dq, (float *)ds, (int *)dsum, 0);
+            if (e == cudaSuccess)
+                e = cu_gemm_lt(lt, &L, (int8_t *)dq, (float *)ds, n_tok, (float *)dy, n_out, 0);
+            if (e == cudaSuccess) e = cudaDeviceSynchronize();
+            cu_lt_destroy(lt);
+        } else if (use_gemm && L.kind == CU_W_T2) {
             e = cu_norm_quant(&in, K, L.ld, n_tok, (int8_t *)dq, (float *)ds, (int *)dsum, 0);
             if (e == cudaSuccess) e = cu_gemm_t2(&L, (int8_t *)dq, (float *)ds, (int *)dsum, n_tok, (float *)dy, n_out, 0);
         } else {
@@ -1027,6 +1111,61 @@ extern "C" ob_status ob_cuda_test_attention(int n_head, int n_kv, int hd, int ro
     if (e == cudaSuccess) e = cudaMemcpy(k_cache, A.k, (size_t)n_tok * kvd * 2, cudaMemcpyDeviceToHost);
     if (e == cudaSuccess) e = cudaMemcpy(v_cache, A.v, (size_t)n_tok * kvd * 2, cudaMemcpyDeviceToHost);
     st = e == cudaSuccess ? OB_OK : cu_fail(e, "test attention");
+    cu_mem_free(&mm);
+    return st;
+}
+
+extern "C" ob_status ob_cuda_test_attention_steps(int n_head, int n_kv, int hd, int rope_dim, int neox,
+                                                  const float *rope_cs, const float *qkv, int n_tok, int n_split,
+                                                  int kv_f32, float *out, void *k_cache, void *v_cache) {
+    if (ob_cuda_device_count() <= 0) return ob_fail(OB_ERR_BACKEND, "CUDA: no GPU");
+    cu_mem mm = {};
+    ob_status st;
+    int G = n_head / n_kv, nq = n_head * hd, kvd = n_kv * hd, ld = nq + 2 * kvd;
+    size_t es = kv_f32 ? 4 : 2;
+    void *dqkv, *dcs;
+    if ((st = upload(&mm, qkv, (size_t)n_tok * ld * 4, &dqkv)) ||
+        (st = upload(&mm, rope_cs, (size_t)n_tok * rope_dim * 4, &dcs))) {
+        cu_mem_free(&mm);
+        return st;
+    }
+    cu_attn A;
+    memset(&A, 0, sizeof A);
+    A.n_head = n_head;
+    A.n_kv = n_kv;
+    A.hd = hd;
+    A.rope_dim = rope_dim;
+    A.rope_neox = neox;
+    A.rope_cs = (const float *)dcs;
+    A.n_ctx = n_tok;
+    A.n_split = n_split;
+    A.fuse_rope = 1;
+    A.ldqkv = ld;
+    A.kv_f32 = kv_f32;
+    A.seq_stride = (size_t)n_tok * kvd;
+    A.k = dev_alloc(&mm, (size_t)n_tok * kvd * es);
+    A.v = dev_alloc(&mm, (size_t)n_tok * kvd * es);
+    A.part = (float *)dev_alloc(&mm, (size_t)n_kv * n_split * (G * (hd + 2) + 3) * 4);
+    A.count = (unsigned *)dev_alloc(&mm, (size_t)n_kv * 4);
+    int32_t *dpos = (int32_t *)dev_alloc(&mm, 4);
+    float *dout = (float *)dev_alloc(&mm, (size_t)n_tok * nq * 4);
+    if (!A.k || !A.v || !A.part || !A.count || !dpos || !dout) {
+        cu_mem_free(&mm);
+        return oom(0);
+    }
+    cudaError_t e = cudaMemset(A.count, 0, (size_t)n_kv * 4);
+    /* one launch per position; the position is copied in before each (as the
+     * decode graph's step is), which also orders it after the previous step */
+    for (int32_t t = 0; t < n_tok && e == cudaSuccess; t++) {
+        e = cudaMemcpy(dpos, &t, 4, cudaMemcpyHostToDevice);
+        if (e == cudaSuccess)
+            e = cu_attention(&A, (const float *)dqkv + (size_t)t * ld, dpos, NULL, 1, dout + (size_t)t * nq, 0);
+    }
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaMemcpy(out, dout, (size_t)n_tok * nq * 4, cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess) e = cudaMemcpy(k_cache, A.k, (size_t)n_tok * kvd * es, cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess) e = cudaMemcpy(v_cache, A.v, (size_t)n_tok * kvd * es, cudaMemcpyDeviceToHost);
+    st = e == cudaSuccess ? OB_OK : cu_fail(e, "test attention steps");
     cu_mem_free(&mm);
     return st;
 }

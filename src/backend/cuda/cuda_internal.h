@@ -51,6 +51,8 @@ typedef struct cu_linear {
     int K;               /* inputs */
     int ld;              /* T2: padded K (multiple of 128); float/I8: row stride in elements */
     int epi;             /* cu_epi */
+    int8_t *w8;          /* T2 only, may be NULL: the ternary values as int8, [n_phys][ld]
+                            row-major, for the cuBLASLt prefill GEMM (gemm_lt.cu) */
 } cu_linear;
 
 /* The input of a linear: rows x[t * ldx .. + K), optionally RMS-normalized
@@ -79,6 +81,29 @@ cudaError_t cu_norm_rows(const cu_input *in, int K, int n_tok, float *xn, cudaSt
 cudaError_t cu_gemm_t2(const cu_linear *L, const int8_t *q, const float *s, const int *qsum, int n_tok, float *y,
                        int ldy, cudaStream_t st);
 
+/* Prefill ternary GEMM through cuBLASLt (gemm_lt.cu): int8 matmul of L->w8
+ * and q into an int32 scratch, then k_gemm_t2's epilogue, bitwise equal to
+ * cu_gemm_t2. The backend uses it for chunks of CU_LT_MIN_TOK tokens or more
+ * when the library loads and the int8 weights fit (OB_CUDA_LT=0: never,
+ * OB_CUDA_LT=N: from N tokens on). */
+#define CU_LT_MIN_TOK 8 /* measured faster than k_gemm_t2 from 8 tokens on (docs/PERFORMANCE.md, v11) */
+typedef struct cu_lt cu_lt; /* handle, workspace, int32 scratch, cached plans */
+/* acc_elems: the largest n_tok * n_phys to run. cudaErrorNotSupported (logged
+ * once) when libcublasLt cannot be loaded. */
+cudaError_t cu_lt_create(size_t acc_elems, cu_lt **out);
+void cu_lt_destroy(cu_lt *lt);
+/* Bytes of L's int8 copy (0 unless ternary), and the copy made from L->w
+ * into w8 (that many bytes of device memory). */
+size_t cu_lt_weight_bytes(const cu_linear *L);
+cudaError_t cu_lt_unpack(const cu_linear *L, int8_t *w8, cudaStream_t st);
+/* y = epi(L(q)) like cu_gemm_t2 (no activation sums needed); L->w8 must be set. */
+cudaError_t cu_gemm_lt(cu_lt *lt, const cu_linear *L, const int8_t *q, const float *s, int n_tok, float *y, int ldy,
+                       cudaStream_t st);
+/* Its second half (kernels.cu): y = epi(acc / s * beta) from acc [n_tok][n_phys]
+ * = sum t*q, with k_gemm_t2's float operations. */
+cudaError_t cu_lt_epilogue(const cu_linear *L, const int32_t *acc, const float *s, int n_tok, float *y, int ldy,
+                           cudaStream_t st);
+
 /* Token embedding rows -> h[t][n_embd]. */
 typedef struct cu_embed {
     int kind;            /* CU_W_F32/F16/BF16/I8 (Q8_0 is converted to F32 at upload) */
@@ -100,6 +125,8 @@ typedef struct cu_attn {
     int n_ctx;           /* positions per sequence */
     int n_split;         /* KV splits per (token, kv head) */
     int tile;            /* positions per staged K/V tile (set by cu_attention) */
+    int min_chunk;       /* fewest positions per split (set by cu_attention): short
+                            contexts use one split per KV head and skip the merge */
     int fuse_rope;       /* single tokens: cu_attention's qr is the raw qkv row (ldqkv
                             apart) and the kernel does RoPE + the KV append itself */
     int ldqkv;

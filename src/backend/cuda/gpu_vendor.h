@@ -65,6 +65,8 @@
 #define cudaErrorInvalidValue hipErrorInvalidValue
 #define cudaMemcpy2D hipMemcpy2D
 #define cudaErrorNotSupported hipErrorNotSupported
+#define cudaMemGetInfo hipMemGetInfo
+#define cudaErrorMemoryAllocation hipErrorOutOfMemory
 #define cudaOccupancyMaxActiveBlocksPerMultiprocessor hipOccupancyMaxActiveBlocksPerMultiprocessor
 #define OB_SHFL_XOR(v, m) __shfl_xor((v), (m))
 #define OB_WARP 64 /* CDNA; RDNA builds set wave32 and must redefine this */

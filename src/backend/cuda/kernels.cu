@@ -10,6 +10,7 @@
 #include "backend/cuda/device_common.cuh"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define WARPS (CU_THREADS / 32)
 
@@ -695,6 +696,75 @@ cudaError_t cu_gemm_t2(const cu_linear *L, const int8_t *q, const float *s, cons
     }
 }
 
+/* ---- prefill: epilogue of the cuBLASLt GEMM (gemm_lt.cu) ------------------
+ * acc [n_tok][n_phys] is sum t*q exactly, the integer k_gemm_t2 forms as
+ * acc - qsum; the float operations below are k_gemm_t2's, one by one, so
+ * both GEMMs give the same bits. */
+
+/* Outputs 4*qd .. 4*qd+3 of one token. STORE/ADD: 4 consecutive physical
+ * rows; GLU: gate rows pg .. pg+3 and the up rows 8 further on (same group). */
+template <int EPI>
+__device__ static inline void lt_epi_quad(const int32_t *at, const float *beta, float inv_s, int qd, int n_out,
+                                          float *yt) {
+    if (EPI == CU_EPI_STORE || EPI == CU_EPI_ADD) {
+        int p = 4 * qd;
+        int4 a = *(const int4 *)(at + p);
+        float4 b = *(const float4 *)(beta + p);
+        float v[4] = { __fmul_rn(__fmul_rn((float)a.x, inv_s), b.x), __fmul_rn(__fmul_rn((float)a.y, inv_s), b.y),
+                       __fmul_rn(__fmul_rn((float)a.z, inv_s), b.z), __fmul_rn(__fmul_rn((float)a.w, inv_s), b.w) };
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            if (p + i < n_out) yt[p + i] = EPI == CU_EPI_ADD ? __fadd_rn(yt[p + i], v[i]) : v[i];
+    } else {
+        int r = 4 * qd, pg = (r / 8) * CU_GROUP + r % 8;
+        int4 ag = *(const int4 *)(at + pg), au = *(const int4 *)(at + pg + 8);
+        float4 bg = *(const float4 *)(beta + pg), bu = *(const float4 *)(beta + pg + 8);
+        int ga[4] = { ag.x, ag.y, ag.z, ag.w }, ua[4] = { au.x, au.y, au.z, au.w };
+        float gb[4] = { bg.x, bg.y, bg.z, bg.w }, ub[4] = { bu.x, bu.y, bu.z, bu.w };
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (r + i >= n_out) break;
+            float g = __fmul_rn(__fmul_rn((float)ga[i], inv_s), gb[i]);
+            float u = __fmul_rn(__fmul_rn((float)ua[i], inv_s), ub[i]);
+            yt[r + i] = __fmul_rn(EPI == CU_EPI_GLU_RELU2 ? act_relu2(g) : act_silu(g), u);
+        }
+    }
+}
+
+/* Output quads per token (padding included): n_phys/4 rows, n_phys/8 pairs. */
+__host__ __device__ static inline int lt_quads(int epi, int n_phys) {
+    return epi == CU_EPI_GLU_RELU2 || epi == CU_EPI_GLU_SILU ? n_phys / 8 : n_phys / 4;
+}
+
+/* One thread per quad of outputs, over all tokens. */
+template <int EPI>
+__global__ void __launch_bounds__(256) k_lt_epilogue(const int32_t *acc, const float *beta, const float *s, int n_phys,
+                                                     int n_out, int n_tok, float *y, int ldy) {
+    const int quads = lt_quads(EPI, n_phys);
+    size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    OB_PDL_WAIT();
+    if (idx >= (size_t)quads * n_tok) return;
+    int t = (int)(idx / quads);
+    lt_epi_quad<EPI>(acc + (size_t)t * n_phys, beta, __fdiv_rn(1.0f, s[t]), (int)(idx % quads), n_out,
+                     y + (size_t)t * ldy);
+}
+
+cudaError_t cu_lt_epilogue(const cu_linear *L, const int32_t *acc, const float *s, int n_tok, float *y, int ldy,
+                           cudaStream_t st) {
+    if (n_tok <= 0) return cudaSuccess;
+    if (L->n_phys % CU_GROUP) return cudaErrorInvalidValue;
+    dim3 grid((unsigned)(((size_t)lt_quads(L->epi, L->n_phys) * n_tok + 255) / 256)), block(256);
+#define LT_EPI(E) launch_k(k_lt_epilogue<E>, grid, block, 0, st, acc, L->beta, s, L->n_phys, L->n_out, n_tok, y, ldy)
+    switch (L->epi) {
+    case CU_EPI_STORE: return LT_EPI(CU_EPI_STORE);
+    case CU_EPI_ADD: return LT_EPI(CU_EPI_ADD);
+    case CU_EPI_GLU_RELU2: return LT_EPI(CU_EPI_GLU_RELU2);
+    case CU_EPI_GLU_SILU: return LT_EPI(CU_EPI_GLU_SILU);
+    default: return cudaErrorInvalidValue;
+    }
+#undef LT_EPI
+}
+
 /* ---- embedding ------------------------------------------------------------ */
 
 __global__ void k_embed(cu_embed E, const int32_t *tok, float *h, unsigned long long *amax) {
@@ -1006,6 +1076,332 @@ static cudaError_t attention_kv(const cu_attn *A, int G, dim3 grid, size_t smem,
     return cudaErrorInvalidValue;
 }
 
+/* OB_CUDA_ATTN_OLD=1 (read once) runs k_attention for every batch, for A/B
+ * measurements against k_attn_decode. */
+static bool ad_old(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *s = getenv("OB_CUDA_ATTN_OLD");
+        v = s && *s && atoi(s) != 0;
+    }
+    return v != 0;
+}
+
+/* ---- split-KV attention, v12 (k_attn_decode) ------------------------------
+ * grid (n_split, n_kv, n_tok), AD_THREADS threads. Block (split, kvh, t) takes
+ * the G query heads of KV head kvh over its slice of positions [0, pos[t]]:
+ * at least A.min_chunk positions, so short contexts run one split per KV head
+ * and skip the merge, while long ones spread over n_split blocks per head
+ * (the decode graph asks for one block per SM). The slice goes through two
+ * shared-memory buffers of A.tile positions filled by 16-byte cp.async: tile
+ * i + 1 streams in while tile i is used, and tile i + 2 is issued into tile
+ * i's buffer as soon as that is free.
+ *
+ * With A.fuse_rope (one token: qr is the raw q|k|v row) the cached rows do not
+ * depend on the previous kernel, so the first two tiles are issued *before*
+ * OB_PDL_WAIT and stream in while the qkv GEMV drains; after the wait the
+ * block ropes q, and the block holding the new position writes its K/V row to
+ * the cache and straight into its tile.
+ *
+ * Per tile: scores, an online softmax by one warp per head, the weighted V
+ * sum, in k_attention's summation orders (see below). Splits merge in the last
+ * block by arrival ticket, in a fixed order: results do not depend on timing. */
+#define AD_THREADS 256
+#define AD_WARPS (AD_THREADS / 32)
+#define AD_MINCHUNK 128 /* positions per split at least: one split up to 128 (measured: 64 slower, 256 no better) */
+
+/* 8 elements of a staged row as floats (16 bytes of f16, 32 of f32). */
+__device__ static inline void kv_load8(const __half *p, float *o) { kvt<__half>::load(p, o); }
+__device__ static inline void kv_load8(const float *p, float *o) {
+    kvt<float>::load(p, o);
+    kvt<float>::load(p + 4, o + 4);
+}
+
+/* K tile row stride (elements): the row's 16-byte units plus a pad that makes
+ * it congruent to tpr (the threads reading one row at a time) mod 8, so
+ * consecutive rows start in different 16-byte bank groups. */
+static __host__ __device__ inline int ad_kld(int hd, int es, int tpr) {
+    int units = hd * es / 16, pad = ((tpr - units) % 8 + 8) % 8;
+    return (units + pad) * 16 / es;
+}
+
+template <typename KV, int G>
+__global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const float *qr, const int32_t *pos,
+                                                            const int32_t *seq, float *out) {
+    extern __shared__ float4 ad_smem[];
+    __shared__ float m_run[G], l_run[G], alpha[G];
+    __shared__ float wsh[G][AT_MAXSPLIT], den[G];
+    __shared__ unsigned ticket;
+    OB_PDL_LAUNCH();
+    const bool fuse = A.fuse_rope;
+    const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (!fuse) OB_PDL_WAIT(); /* K/V and q come from the previous kernel */
+    const int hd = A.hd, nk = A.n_kv * hd, T = A.tile;
+    /* pos/seq: written before the graph (or chunk) starts, never by a kernel */
+    const int n_pos = pos[t] + 1, sq = seq ? seq[t] : 0;
+    const int chunk = max(A.min_chunk, (n_pos + A.n_split - 1) / A.n_split);
+    const int n_used = (n_pos + chunk - 1) / chunk;
+    if (split >= n_used) return;
+    const int p0 = split * chunk, p1 = min(n_pos, p0 + chunk);
+    const int n_cached = fuse ? n_pos - 1 : n_pos; /* rows in the cache before this launch */
+    const KV *kb = (const KV *)A.k + (size_t)sq * A.seq_stride + (size_t)kvh * hd;
+    const KV *vb = (const KV *)A.v + (size_t)sq * A.seq_stride + (size_t)kvh * hd;
+    const int kld = ad_kld(hd, (int)sizeof(KV), 2);
+
+    /* shared memory: qs [G][hd] query; ssh [G][T] scores then weights; knew,
+     * vnew [hd] the new row (when it falls in a tile staged after the wait);
+     * then two buffers of a K tile [T][kld] and a V tile [T][hd] (tile i in
+     * buffer i % 2), reused at the end for the merge */
+    float *qs = (float *)ad_smem, *ssh = qs + G * hd;
+    KV *knew = (KV *)(ssh + G * T), *vnew = knew + hd;
+    KV *kbuf = vnew + hd;
+    const size_t buf = (size_t)T * (kld + hd); /* elements per buffer */
+    float *red = (float *)kbuf;
+    const int n_tiles = (p1 - p0 + T - 1) / T;
+
+    const int units = hd * (int)sizeof(KV) / 16; /* 16-byte units per row */
+    auto stage = [&](int ti) {                   /* the cached rows of tile ti */
+        const int tile0 = p0 + ti * T, nc = min(min(T, p1 - tile0), n_cached - tile0);
+        KV *kt = kbuf + (ti & 1) * buf, *vt = kt + (size_t)T * kld;
+        for (int i = tid; i < nc * units; i += AD_THREADS) {
+            const int j = i / units, c = i - j * units;
+            const size_t g = (size_t)(tile0 + j) * nk;
+            OB_CP_ASYNC16((uint4 *)(kt + (size_t)j * kld) + c, (const uint4 *)(kb + g) + c);
+            OB_CP_ASYNC16((uint4 *)(vt + (size_t)j * hd) + c, (const uint4 *)(vb + g) + c);
+        }
+        OB_CP_COMMIT();
+    };
+    stage(0);
+    if (n_tiles > 1) stage(1);
+
+    if (fuse) {
+        OB_PDL_WAIT();
+        const float *q = qr + (size_t)t * A.ldqkv, *kr = q + A.n_head * hd + (size_t)kvh * hd;
+        const float *vr = q + A.n_head * hd + nk + (size_t)kvh * hd;
+        const int p = n_pos - 1;
+        for (int i = tid; i < G * hd; i += AD_THREADS) {
+            const int h = i / hd;
+            qs[i] = rope_dim_value(q + (size_t)(kvh * G + h) * hd, i - h * hd, p, A);
+        }
+        if (split == n_used - 1) { /* this slice holds the new position */
+            KV *kc = (KV *)A.k + (size_t)sq * A.seq_stride + (size_t)p * nk + (size_t)kvh * hd;
+            KV *vc = (KV *)A.v + (size_t)sq * A.seq_stride + (size_t)p * nk + (size_t)kvh * hd;
+            /* tiles 0 and 1 are staged already: the row goes straight into
+             * its buffer; later tiles copy it in from knew/vnew when staged */
+            const int tn = (p - p0) / T, jn = p - p0 - tn * T;
+            KV *kt = kbuf + (tn & 1) * buf, *vt = kt + (size_t)T * kld;
+            KV *kd = tn < 2 ? kt + (size_t)jn * kld : knew, *vd = tn < 2 ? vt + (size_t)jn * hd : vnew;
+            for (int i = tid; i < hd; i += AD_THREADS) {
+                const KV kk = kvt<KV>::put(rope_dim_value(kr, i, p, A)), vv = kvt<KV>::put(vr[i]);
+                kc[i] = kd[i] = kk;
+                vc[i] = vd[i] = vv;
+            }
+        }
+    } else {
+        for (int i = tid; i < G * hd; i += AD_THREADS) qs[i] = qr[(size_t)t * A.n_head * hd + (size_t)kvh * G * hd + i];
+    }
+    if (tid < G) {
+        m_run[tid] = -INFINITY;
+        l_run[tid] = 0.0f;
+    }
+
+    /* scores: threads 2r and 2r + 1 take the two halves of row r, each a
+     * sequential chain over its dims; V: thread (d, hg) keeps dim d of heads
+     * hg, hg + nhg, ... and adds the tile's rows in order. These are
+     * k_attention's orders, so over the same tiles both give the same bits. */
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int row = tid >> 1, hf = tid & 1, hh = hd / 2;
+    const int nhg = AD_THREADS / hd, d = tid % hd, hg = tid / hd;
+    unsigned own = 0; /* bit h: this thread holds head h (none when hg >= nhg) */
+    for (int h = hg; h < G && hg < nhg; h += nhg) own |= 1u << h;
+    float acc[G];
+#pragma unroll
+    for (int h = 0; h < G; h++) acc[h] = 0.0f;
+
+    for (int ti = 0; ti < n_tiles; ti++) {
+        const int tile0 = p0 + ti * T, nt = min(T, p1 - tile0);
+        const KV *kt = kbuf + (ti & 1) * buf, *vt = kt + (size_t)T * kld;
+        if (ti + 1 < n_tiles) OB_CP_WAIT(1); /* tile ti landed, ti + 1 may be in flight */
+        else OB_CP_WAIT(0);
+        __syncthreads();
+
+        float part[G];
+#pragma unroll
+        for (int h = 0; h < G; h++) part[h] = 0.0f;
+        if (row < nt) {
+            const KV *kp = kt + (size_t)row * kld + hf * hh;
+            const float *qp = qs + hf * hh;
+            if (hh % 8 == 0) {
+                for (int c = 0; c < hh; c += 8) {
+                    float kv[8];
+                    kv_load8(kp + c, kv);
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+#pragma unroll
+                        for (int h = 0; h < G; h++) part[h] += qp[h * hd + c + e] * kv[e];
+                }
+            } else {
+                for (int c = 0; c < hh; c++) {
+                    const float kv = kvt<KV>::get(kp + c);
+#pragma unroll
+                    for (int h = 0; h < G; h++) part[h] += qp[h * hd + c] * kv;
+                }
+            }
+        }
+#pragma unroll
+        for (int h = 0; h < G; h++) part[h] += OB_SHFL_XOR(part[h], 1);
+        if (hf == 0 && row < nt)
+#pragma unroll
+            for (int h = 0; h < G; h++) ssh[h * T + row] = part[h] * scale;
+        __syncthreads();
+
+        if (warp < G) { /* online softmax: warp h takes head h */
+            const int h = warp;
+            float mt = -INFINITY;
+            for (int j = lane; j < nt; j += 32) mt = fmaxf(mt, ssh[h * T + j]);
+            const float mold = m_run[h], mnew = fmaxf(mold, warp_max(mt));
+            float sum = 0.0f;
+            for (int j = lane; j < nt; j += 32) {
+                const float e = expf(ssh[h * T + j] - mnew);
+                ssh[h * T + j] = e;
+                sum += e;
+            }
+            sum = warp_sum(sum);
+            if (lane == 0) {
+                const float a = mold == -INFINITY ? 0.0f : expf(mold - mnew);
+                alpha[h] = a;
+                l_run[h] = l_run[h] * a + sum;
+                m_run[h] = mnew;
+            }
+        }
+        __syncthreads();
+
+#pragma unroll
+        for (int h = 0; h < G; h++) acc[h] *= alpha[h];
+        if (own) {
+            const KV *vp = vt + d;
+#pragma unroll 4
+            for (int j = 0; j < nt; j++) {
+                const float v = kvt<KV>::get(vp + (size_t)j * hd);
+#pragma unroll
+                for (int h = 0; h < G; h++)
+                    if (own >> h & 1) acc[h] += ssh[h * T + j] * v;
+            }
+        }
+        __syncthreads(); /* this buffer and ssh are rewritten next */
+        if (ti + 2 < n_tiles) {
+            stage(ti + 2);
+            const int jn = n_pos - 1 - (tile0 + 2 * T); /* the new row, in knew/vnew since the first barrier */
+            if (fuse && jn >= 0 && jn < T) {
+                KV *kd = kbuf + (ti & 1) * buf, *vd = kd + (size_t)T * kld;
+                for (int i = tid; i < hd; i += AD_THREADS) {
+                    kd[(size_t)jn * kld + i] = knew[i];
+                    vd[(size_t)jn * hd + i] = vnew[i];
+                }
+            }
+        }
+    }
+
+    const int GH = G * hd;
+    float *obase = out + (size_t)t * A.n_head * hd + (size_t)kvh * GH;
+    if (n_used == 1) {
+#pragma unroll
+        for (int h = 0; h < G; h++)
+            if (own >> h & 1) obase[h * hd + d] = acc[h] / l_run[h];
+        return;
+    }
+
+    /* partial: [G][hd] o, then m[G], l[G] (layout of k_attention's) */
+    const int pstride = (G * (hd + 2) + 3) & ~3;
+    float *pb = A.part + ((size_t)t * A.n_kv + kvh) * A.n_split * pstride;
+    float *mine = pb + (size_t)split * pstride;
+#pragma unroll
+    for (int h = 0; h < G; h++)
+        if (own >> h & 1) mine[h * hd + d] = acc[h];
+    if (tid < G) {
+        mine[GH + tid] = m_run[tid];
+        mine[GH + G + tid] = l_run[tid];
+    }
+    OB_FENCE_ACQREL();
+    __syncthreads();
+    unsigned *cnt = A.count + (size_t)t * A.n_kv + kvh;
+    if (tid == 0) ticket = atomicAdd(cnt, 1u);
+    __syncthreads();
+    if (ticket != (unsigned)n_used - 1) return;
+    OB_FENCE_ACQREL();
+    /* last block: weights exp(m_s - M) / sum_s l_s exp(m_s - M), warp per head
+     * and lane per split; then warp w sums splits w, w + AD_WARPS, ... and the
+     * warps' sums meet in red (free again: the barrier above follows its reads) */
+    if (warp < G) {
+        const int h = warp;
+        float m = -INFINITY, l = 0.0f;
+        if (lane < n_used) {
+            m = OB_LDCG(pb + (size_t)lane * pstride + GH + h);
+            l = OB_LDCG(pb + (size_t)lane * pstride + GH + G + h);
+        }
+        const float M = warp_max(m), w = lane < n_used ? expf(m - M) : 0.0f;
+        const float d = warp_sum(w * l);
+        wsh[h][lane] = w;
+        if (lane == 0) den[h] = d;
+    }
+    __syncthreads();
+    for (int i4 = lane; i4 < GH / 4; i4 += 32) {
+        const int h = i4 * 4 / hd;
+        float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int sp = warp; sp < n_used; sp += AD_WARPS) {
+            const float4 v = OB_LDCG((const float4 *)(pb + (size_t)sp * pstride) + i4);
+            const float w = wsh[h][sp];
+            s.x += w * v.x, s.y += w * v.y, s.z += w * v.z, s.w += w * v.w;
+        }
+        ((float4 *)(red + (size_t)warp * GH))[i4] = s;
+    }
+    __syncthreads();
+    for (int i = tid; i < GH; i += AD_THREADS) {
+        float num = 0.0f;
+        for (int w = 0; w < AD_WARPS; w++) num += red[(size_t)w * GH + i];
+        obase[i] = num / den[i / hd];
+    }
+    if (tid == 0) *cnt = 0;
+}
+
+template <typename KV>
+static cudaError_t attn_decode_kv(const cu_attn *A, int G, dim3 grid, size_t smem, cudaStream_t st, const float *qr,
+                                  const int32_t *pos, const int32_t *seq, float *out) {
+    switch (G) {
+    case 1: return launch_k(k_attn_decode<KV, 1>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    case 2: return launch_k(k_attn_decode<KV, 2>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    case 3: return launch_k(k_attn_decode<KV, 3>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    case 4: return launch_k(k_attn_decode<KV, 4>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    case 5: return launch_k(k_attn_decode<KV, 5>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    case 6: return launch_k(k_attn_decode<KV, 6>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    case 7: return launch_k(k_attn_decode<KV, 7>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    case 8: return launch_k(k_attn_decode<KV, 8>, grid, dim3(AD_THREADS), smem, st, *A, qr, pos, seq, out);
+    }
+    return cudaErrorInvalidValue;
+}
+
+/* Tiles of 128, 64 or 32 positions (the largest whose two buffers fit in
+ * about 72 KB), shared memory for them, and the launch. Batches get the same
+ * tile and chunk sizes as single tokens, so a token computes bitwise the same
+ * in a batch as in a decode step (the summation order follows the tiles). */
+static cudaError_t attn_decode(const cu_attn *A, int G, int n_tok, cudaStream_t st, const float *qr,
+                               const int32_t *pos, const int32_t *seq, float *out) {
+    cu_attn At = *A;
+    const int hd = A->hd, es = A->kv_f32 ? 4 : 2;
+    auto tiles = [&](int T) { return (size_t)T * (ad_kld(hd, es, 2) + hd) * es; };
+    At.tile = 128;
+    while (At.tile > 32 && 2 * tiles(At.tile) > 72 * 1024) At.tile /= 2;
+    At.min_chunk = AD_MINCHUNK;
+    size_t merge = (size_t)AD_WARPS * G * hd * 4; /* the last block's per-warp sums */
+    size_t big = 2 * tiles(At.tile);
+    if (merge > big) big = merge;
+    size_t smem = (size_t)G * hd * 4 + (size_t)G * At.tile * 4 + 2 * (size_t)hd * es + big;
+    dim3 grid(A->n_split, A->n_kv, n_tok);
+    if (A->kv_f32) return attn_decode_kv<float>(&At, G, grid, smem, st, qr, pos, seq, out);
+    return attn_decode_kv<__half>(&At, G, grid, smem, st, qr, pos, seq, out);
+}
+
 cudaError_t cu_attention(const cu_attn *A, const float *qr, const int32_t *pos, const int32_t *seq, int n_tok,
                          float *out, cudaStream_t st) {
     if (n_tok <= 0) return cudaSuccess;
@@ -1013,6 +1409,8 @@ cudaError_t cu_attention(const cu_attn *A, const float *qr, const int32_t *pos, 
     if (G > AT_MAXG || A->hd > AT_THREADS * 2 || A->hd % 4 || A->n_split < 1 || A->n_split > AT_MAXSPLIT)
         return cudaErrorInvalidValue;
     /* K/V tile: as many positions (16, 32 or 64) as fit in about 36 KB */
+    /* k_attn_decode needs whole 16-byte units per f16 row; k_attention takes the rest */
+    if (A->hd % 8 == 0 && !ad_old()) return attn_decode(A, G, n_tok, st, qr, pos, seq, out);
     cu_attn At = *A;
     size_t elt = A->kv_f32 ? 4 : 2, row = (size_t)(2 * A->hd + 16 / elt) * elt;
     At.tile = AT_TILE;

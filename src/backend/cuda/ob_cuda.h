@@ -24,6 +24,8 @@ ob_status ob_cuda_probe_bandwidth(int device, double *gbps);
 /* Whether a CUDA backend decodes single tokens through the persistent step
  * (decode_step.cu) rather than one kernel per operation. */
 int ob_cuda_persistent_decode(const ob_backend *b);
+/* Whether a CUDA backend runs prompt GEMMs through cuBLASLt (gemm_lt.cu). */
+int ob_cuda_lt_prefill(const ob_backend *b);
 
 /* ---- test hooks (tests/gpu) ------------------------------------------------
  * One fused linear on the GPU: parts are concatenated (glu = 0) or
@@ -31,7 +33,8 @@ int ob_cuda_persistent_decode(const ob_backend *b);
  * relu^2 when relu2 else silu). The input rows x [n_tok][in] are RMS-normed
  * with `norm` first when it is not NULL. epi_add: y += result instead of y =.
  * use_gemm: the prefill path (quantize rows, tensor-core GEMM) instead of the
- * decode GEMV. argmax (may be NULL): [n_tok] row of the largest output.
+ * decode GEMV: 1 k_gemm_t2, 2 cuBLASLt's int8 matmul (ternary weights only;
+ * fails when libcublasLt cannot be loaded). argmax (may be NULL): [n_tok] row of the largest output.
  * I8 parts use part->scale as per-row scales. y: [n_tok][n_out]. */
 ob_status ob_cuda_test_linear(const ob_linear *parts, int n_parts, int glu, int relu2, const float *norm, float eps,
                               const float *x, int n_tok, int epi_add, int use_gemm, float *y, int32_t *argmax);
@@ -47,6 +50,14 @@ ob_status ob_cuda_test_quant(const float *x, int n, int n_tok, const float *norm
 ob_status ob_cuda_test_attention(int n_head, int n_kv, int hd, int rope_dim, int neox, const float *rope_cs,
                                  const float *qkv, int n_tok, int n_split, float *out, float *q_roped,
                                  uint16_t *k_cache, uint16_t *v_cache);
+/* The same tokens as ob_cuda_test_attention, decoded one at a time as a decode
+ * step does (fused RoPE + KV append, single-token kernel): step t at position
+ * t over a cache of kv_f32 ? f32 : f16 elements, n_split splits.
+ * out [n_tok][n_head * hd]; k_cache, v_cache [n_tok][n_kv * hd] elements as
+ * stored (2 or 4 bytes each). */
+ob_status ob_cuda_test_attention_steps(int n_head, int n_kv, int hd, int rope_dim, int neox, const float *rope_cs,
+                                       const float *qkv, int n_tok, int n_split, int kv_f32, float *out,
+                                       void *k_cache, void *v_cache);
 /* Embedding rows of ids through the model's token embedding. */
 ob_status ob_cuda_test_embed(const ob_model *m, const int32_t *ids, int n, float *out);
 
