@@ -136,47 +136,75 @@ static void apply_penalties(ob_sampler *s, float *logits, const int32_t *hist, s
     }
 }
 
+/* The top-k candidates (logit / temperature, id) by cand_desc, unordered, in
+ * c[0..k): a min-heap whose root is the worst kept. Every logit is compared
+ * with the root's raw logit first: one below it cannot enter (x / T <= the
+ * root's value, and on equality its larger id loses), so most of the
+ * vocabulary costs one compare, with no division and no candidate written.
+ * The candidates that do enter go through the same heap steps as a scan of
+ * every candidate would take: the kept set and its order are the same. */
+static void select_top_k(cand *h, size_t k, const float *logits, int n, float temp) {
+    float floor_raw = 0; /* logits[h[0].id] once the heap is full */
+    for (size_t i = 0; i < (size_t)n; i++) {
+        if (i >= k && (i & 15) == 0 && i + 16 <= (size_t)n) { /* 16 at a time while none can enter */
+            int any = 0;
+            for (int u = 0; u < 16; u++) any |= !(logits[i + u] < floor_raw);
+            if (!any) {
+                i += 15;
+                continue;
+            }
+        }
+        if (i >= k && logits[i] < floor_raw) continue; /* a NaN takes the full path, as before */
+        cand x = { logits[i] / temp, (int32_t)i };
+        size_t at;
+        if (i < k) {
+            at = i; /* sift up */
+            while (at > 0 && cand_desc(&h[(at - 1) / 2], &x) < 0) {
+                h[at] = h[(at - 1) / 2];
+                at = (at - 1) / 2;
+            }
+            h[at] = x;
+        } else if (cand_desc(&x, &h[0]) < 0) {
+            at = 0; /* replace the root, sift down */
+            for (;;) {
+                size_t c = 2 * at + 1;
+                if (c >= k) break;
+                if (c + 1 < k && cand_desc(&h[c + 1], &h[c]) > 0) c++;
+                if (cand_desc(&h[c], &x) <= 0) break;
+                h[at] = h[c];
+                at = c;
+            }
+            h[at] = x;
+        } else continue;
+        if (i + 1 >= k) floor_raw = logits[h[0].id];
+    }
+}
+
 int32_t ob_sampler_sample(ob_sampler *s, float *logits, const int32_t *history, size_t n_history) {
     int n = s->n_vocab;
     apply_penalties(s, logits, history, n_history);
     if (s->p.temperature <= 0) {
-        int32_t best = 0;
-        for (int i = 1; i < n; i++)
-            if (logits[i] > logits[best]) best = i;
+        int32_t best = 0; /* the first maximum; a NaN never wins (nor loses, at id 0) */
+        float best_logit = logits[0];
+        int i = 1;
+        for (; i + 16 <= n; i += 16) { /* blocks with nothing above the best cost one vector compare */
+            int any = 0;
+            for (int u = 0; u < 16; u++) any |= logits[i + u] > best_logit;
+            if (any)
+                for (int u = 0; u < 16; u++)
+                    if (logits[i + u] > best_logit) best = i + u, best_logit = logits[i + u];
+        }
+        for (; i < n; i++)
+            if (logits[i] > best_logit) best = i, best_logit = logits[i];
         return best;
     }
     /* Candidates: with top-k, a partial selection keeps the sort cheap. */
     size_t nc = (size_t)n;
-    for (int i = 0; i < n; i++) s->c[i] = (cand){ logits[i] / s->p.temperature, i };
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        /* A min-heap of the k best (heap[0] = the worst kept) in the first k slots. */
-        size_t k = (size_t)s->p.top_k;
-        cand *h = s->c;
-        for (size_t i = 0; i < (size_t)n; i++) {
-            cand x = h[i];
-            size_t at;
-            if (i < k) {
-                at = i; /* sift up */
-                while (at > 0 && cand_desc(&h[(at - 1) / 2], &x) < 0) {
-                    h[at] = h[(at - 1) / 2];
-                    at = (at - 1) / 2;
-                }
-                h[at] = x;
-            } else if (cand_desc(&x, &h[0]) < 0) {
-                at = 0; /* replace the root, sift down */
-                for (;;) {
-                    size_t c = 2 * at + 1;
-                    if (c >= k) break;
-                    if (c + 1 < k && cand_desc(&h[c + 1], &h[c]) > 0) c++;
-                    if (cand_desc(&h[c], &x) <= 0) break;
-                    h[at] = h[c];
-                    at = c;
-                }
-                h[at] = x;
-            }
-        }
-        nc = k;
-    }
+        nc = (size_t)s->p.top_k;
+        select_top_k(s->c, nc, logits, n, s->p.temperature);
+    } else
+        for (int i = 0; i < n; i++) s->c[i] = (cand){ logits[i] / s->p.temperature, i };
     qsort(s->c, nc, sizeof *s->c, cand_desc);
     float mx = s->c[0].logit;
     double sum = 0;

@@ -164,11 +164,84 @@ static void test_topk_large(void **state) {
     free(l);
 }
 
+/* The top-k selection (which skips most logits after one compare) draws
+ * exactly what the full sort draws when every id outside the top k, chosen
+ * here by an independent sort on (logit / temperature, id), is masked to
+ * -inf: the same candidates in the same order, so the same ids from the same
+ * seed. Logits come from a small set of values, so that ties (also ties made
+ * by the division) fall on the k-th place. */
+typedef struct ref_cand { float v; int id; } ref_cand;
+static int ref_desc(const void *a, const void *b) {
+    const ref_cand *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static void test_topk_matches_full_sort(void **state) {
+    (void)state;
+    const int V = 3001;
+    const struct { float temp, top_p, min_p; int k, levels; } cases[] = {
+        { 0.8f, 0.95f, 0.05f, 40, 64 }, { 0.7f, 1.0f, 0.01f, 40, 9 }, { 1.3f, 0.5f, 0.02f, 7, 1000 },
+        { 0.8f, 0.9f, 0.05f, 1, 5 },    { 2.0f, 1.0f, 0.001f, 300, 30 },
+    };
+    float *l = malloc((size_t)V * sizeof *l), *masked = malloc((size_t)V * sizeof *masked);
+    ref_cand *rc = malloc((size_t)V * sizeof *rc);
+    uint64_t seed = ob_test_seed();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ob_sampler_params p = ob_sampler_defaults();
+        p.temperature = cases[c].temp, p.top_p = cases[c].top_p, p.min_p = cases[c].min_p, p.seed = seed + c;
+        p.top_k = cases[c].k;
+        ob_sampler *fast, *full;
+        assert_int_equal(ob_sampler_create(&p, V, &fast), OB_OK);
+        p.top_k = 0;
+        assert_int_equal(ob_sampler_create(&p, V, &full), OB_OK);
+        for (int rep = 0; rep < 200; rep++) {
+            for (int i = 0; i < V; i++)
+                l[i] = (float)(int)(ob_test_rand(&seed) % (uint64_t)cases[c].levels) * 0.0137f - 3.0f;
+            for (int i = 0; i < V; i++) rc[i] = (ref_cand){ l[i] / p.temperature, i };
+            qsort(rc, (size_t)V, sizeof *rc, ref_desc);
+            for (int i = 0; i < V; i++) masked[i] = -INFINITY;
+            for (int i = 0; i < cases[c].k; i++) masked[rc[i].id] = l[rc[i].id];
+            int32_t a = ob_sampler_sample(fast, l, NULL, 0), b = ob_sampler_sample(full, masked, NULL, 0);
+            if (a != b) fail_msg("case %zu rep %d: top-k drew %d, the full sort %d", c, rep, a, b);
+        }
+        ob_sampler_free(fast);
+        ob_sampler_free(full);
+    }
+    free(l);
+    free(masked);
+    free(rc);
+}
+
+/* Greedy over a large vocabulary is the first maximum (ties to the lowest id,
+ * a NaN never chosen after id 0), whatever the block the maximum falls in. */
+static void test_greedy_large(void **state) {
+    (void)state;
+    uint64_t seed = ob_test_seed();
+    ob_sampler_params p = ob_sampler_defaults();
+    p.temperature = 0;
+    for (int V = 1; V < 200; V += 13) {
+        ob_sampler *s;
+        assert_int_equal(ob_sampler_create(&p, V, &s), OB_OK);
+        float l[200];
+        for (int rep = 0; rep < 50; rep++) {
+            for (int i = 0; i < V; i++) l[i] = (float)(int)(ob_test_rand(&seed) % 7);
+            if (rep % 5 == 1) l[ob_test_rand(&seed) % (uint64_t)V] = NAN;
+            int best = 0;
+            for (int i = 0; i < V; i++) /* a NaN at id 0 stays the answer: nothing compares above it */
+                if (l[i] > l[best]) best = i;
+            assert_int_equal(ob_sampler_sample(s, l, NULL, 0), best);
+        }
+        ob_sampler_free(s);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keep_sets), cmocka_unit_test(test_greedy_and_penalties),
         cmocka_unit_test(test_seed_reproducible), cmocka_unit_test(test_distribution),
-        cmocka_unit_test(test_topk_large),
+        cmocka_unit_test(test_topk_large), cmocka_unit_test(test_topk_matches_full_sort),
+        cmocka_unit_test(test_greedy_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

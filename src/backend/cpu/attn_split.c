@@ -17,7 +17,7 @@ void ob_attn_chunk(const ob_cpu_kernels *k, const float *q, int G, const void *k
     float *ml = part + (size_t)G * (size_t)D;
     for (int g = 0; g < G; g++) {
         float *sc = scores + (size_t)g * (size_t)n_pos, mx = -INFINITY, sum = 0;
-        for (int p = 0; p < n_pos; p++) mx = fmaxf(mx, sc[p]);
+        for (int p = 0; p < n_pos; p++) mx = sc[p] > mx ? sc[p] : mx; /* fmaxf (a NaN is skipped) without the libm call */
         for (int p = 0; p < n_pos; p++) { /* exp(-88) is below the smallest float: skip libm's slow path */
             float z = sc[p] - mx;
             sum += (sc[p] = z < -88.0f ? 0.0f : expf(z));

@@ -12,9 +12,10 @@
  *   [attn_sub_norm] -> o -> x += ; xn = rmsnorm(x) -> quantize once -> gate, up
  *   -> act(gate) * up -> [ffn_sub_norm] -> down -> x +=
  * then the final norm and the lm_head for the tokens that asked for logits.
- * Work is split across a persistent thread pool by output rows (GEMMs), by
- * tokens (the per-token steps before each GEMM: residual add, activation,
- * norm, quantization) or by (token, head) pairs (attention). Every token's
+ * Work is split across a persistent thread pool by output rows (GEMMs; with
+ * several tokens, claimed in shrinking chunks), by tokens (the per-token
+ * steps before each GEMM: residual add, activation, norm, quantization; RoPE
+ * and the K/V stores) or by (token, KV head) units (attention). Every token's
  * numbers are computed the same way whatever the batch around it, so a
  * sequence decoded in a server's batch gives the logits it gives alone. */
 #include "backend/backend.h"
@@ -22,6 +23,7 @@
 #include "core/threadpool.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,13 +66,38 @@ typedef struct cpu_backend {
  * the same bits as the plain loops. */
 static inline int64_t vec8(int64_t n) { return n & ~(int64_t)7; }
 
-static void rmsnorm(float *restrict out, const float *restrict x, const float *restrict w, int64_t n, float eps) {
-    double ss = 0;
-    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+/* out = x * w / sqrt(mean(x^2) + eps), with ss the sum of x^2 (sum_sq*). */
+static void rmsnorm_scale(float *restrict out, const float *restrict x, const float *restrict w, int64_t n, float eps,
+                          double ss) {
     float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
     int64_t i = 0, n8 = vec8(n);
     for (; i < n8; i++) out[i] = x[i] * scale * w[i];
     for (; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+/* The sum of squares is one double chain in index order: its order is part of
+ * the result's bits. sum_sq4 runs four rows' chains side by side (each in its
+ * own order, so the same bits as sum_sq on each row): one chain is bound by
+ * the add latency, four share it. */
+static double sum_sq(const float *x, int64_t n) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    return ss;
+}
+static void sum_sq4(const float *const x[4], int64_t n, double ss[4]) {
+    const float *restrict a = x[0], *restrict b = x[1], *restrict c = x[2], *restrict d = x[3];
+    double sa = 0, sb = 0, sc = 0, sd = 0;
+    for (int64_t i = 0; i < n; i++) {
+        sa += (double)a[i] * a[i];
+        sb += (double)b[i] * b[i];
+        sc += (double)c[i] * c[i];
+        sd += (double)d[i] * d[i];
+    }
+    ss[0] = sa, ss[1] = sb, ss[2] = sc, ss[3] = sd;
+}
+
+static void rmsnorm(float *restrict out, const float *restrict x, const float *restrict w, int64_t n, float eps) {
+    rmsnorm_scale(out, x, w, n, eps, sum_sq(x, n));
 }
 
 /* x[i] += a[i] */
@@ -109,11 +136,6 @@ static __attribute__((noinline)) void dequant_row(float *restrict o, const int32
     }
 }
 
-static inline void kv_put(const cpu_backend *b, void *base, size_t i, float v) {
-    if (b->kv_type == OB_KV_F16) ((uint16_t *)base)[i] = ob_f32_to_f16(v);
-    else ((float *)base)[i] = v;
-}
-
 /* Element offset of (seq, layer, kv head, pos) in a cache laid out
  * [seq][layer][kv_head][ctx][head_dim]: each head's positions are contiguous,
  * so attention streams them in order (interleaving the heads per position
@@ -143,6 +165,8 @@ typedef struct gemm_job {
     size_t in_stride;
     int n_parts;
     gemm_part part[3];
+    int64_t total;          /* output rows of all parts */
+    _Atomic int64_t next;   /* several tokens: the first row not yet claimed */
 } gemm_job;
 
 /* Rows [r0, r1) of one part. Quantized weights run in blocks of rows whose
@@ -193,13 +217,9 @@ static void gemm_rows(const gemm_job *j, const gemm_part *pt, int32_t *acc, int6
     }
 }
 
-static void gemm_task(void *arg, int ith, int nth) {
-    gemm_job *j = arg;
-    int64_t total = 0;
-    for (int p = 0; p < j->n_parts; p++) total += j->part[p].lin->out;
-    int64_t g0, g1, base = 0;
-    ob_split_range(total, ith, nth, ROW_ALIGN, &g0, &g1);
-    int32_t *acc = j->b->acc + (size_t)ith * ACC_CAP;
+/* Rows [g0, g1) of the parts' concatenated rows. */
+static void gemm_span(const gemm_job *j, int32_t *acc, int64_t g0, int64_t g1) {
+    int64_t base = 0;
     for (int p = 0; p < j->n_parts && g0 < g1; p++) {
         int64_t out = j->part[p].lin->out;
         int64_t r0 = OB_MAX(g0, base) - base, r1 = OB_MIN(g1, base + out) - base;
@@ -208,13 +228,44 @@ static void gemm_task(void *arg, int ith, int nth) {
     }
 }
 
+/* One token (decode) splits the rows evenly: the weights stream from DRAM
+ * and each thread's share is one prefetched run. With several tokens the
+ * threads drift apart on even halves (in a 16-token step they finished 5-12%
+ * of a GEMM's time apart, more in the server, whose own threads take a core
+ * now and then), so they claim chunks of shrinking size, (rows left) / (2 x
+ * threads) rounded to ROW_ALIGN and at least 64 rows, until none is left. A
+ * row's result does not depend on its chunk. */
+#define GEMM_MIN_CHUNK (4 * ROW_ALIGN)
+static void gemm_task(void *arg, int ith, int nth) {
+    gemm_job *j = arg;
+    int32_t *acc = j->b->acc + (size_t)ith * ACC_CAP;
+    if (j->n_tok == 1 || nth == 1) {
+        int64_t g0, g1;
+        ob_split_range(j->total, ith, nth, ROW_ALIGN, &g0, &g1);
+        gemm_span(j, acc, g0, g1);
+        return;
+    }
+    int64_t g0 = atomic_load_explicit(&j->next, memory_order_relaxed), n;
+    for (;;) {
+        do {
+            if (g0 >= j->total) return;
+            n = OB_MAX(GEMM_MIN_CHUNK, (j->total - g0) / (2 * nth) / ROW_ALIGN * ROW_ALIGN);
+        } while (!atomic_compare_exchange_weak_explicit(&j->next, &g0, g0 + n, memory_order_relaxed,
+                                                        memory_order_relaxed));
+        gemm_span(j, acc, g0, OB_MIN(g0 + n, j->total));
+        g0 = atomic_load_explicit(&j->next, memory_order_relaxed);
+    }
+}
+
 static bool needs_quant(const ob_linear *l) { return l->w->type == OB_TYPE_T2 || l->w->type == OB_TYPE_I8; }
 
 /* part[i].out = part[i].lin(in) for every part. Quantized weights read the
  * activations that prep() quantized into b->xq (once, shared by all parts). */
 static void linears(cpu_backend *b, const float *in, size_t in_stride, int n_tok, int n_parts, const gemm_part *parts) {
-    gemm_job j = { b, n_tok, in, in_stride, n_parts, { { 0 } } };
+    gemm_job j = { .b = b, .n_tok = n_tok, .in = in, .in_stride = in_stride, .n_parts = n_parts };
     memcpy(j.part, parts, (size_t)n_parts * sizeof *parts);
+    for (int p = 0; p < n_parts; p++) j.total += parts[p].lin->out;
+    atomic_init(&j.next, 0);
     ob_pool_run(b->pool, gemm_task, &j);
 }
 
@@ -242,6 +293,9 @@ typedef struct prep_job {
     bool quant;
 } prep_job;
 
+/* Tokens go in groups of up to 4 so that their norms' sums of squares run
+ * side by side (sum_sq4); every token's own operations and their order are
+ * those of one token alone. */
 static void prep_task(void *arg, int ith, int nth) {
     const prep_job *j = arg;
     cpu_backend *b = j->b;
@@ -249,22 +303,35 @@ static void prep_task(void *arg, int ith, int nth) {
     int64_t t0, t1, n = j->n, pad = ob_act_pad(j->n);
     ob_split_range(j->n_tok, ith, nth, 1, &t0, &t1);
     ob_quantize_i8_fn quant = b->k->quantize_i8 ? b->k->quantize_i8 : ob_quantize_row_i8; /* bit-identical */
-    for (int64_t t = t0; t < t1; t++) {
-        float *x = j->x + (size_t)t * j->x_stride;
-        if (j->add) add_row(x, j->add + (size_t)t * (size_t)n, n);
-        if (j->up) {
-            const float *u = j->up + (size_t)t * j->x_stride;
-            if (hp->act_relu2) relu2_gate_row(x, u, n);
-            else
-                for (int64_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])) * u[i];
+    for (int64_t g0 = t0; g0 < t1; g0 += 4) {
+        int64_t g1 = OB_MIN(g0 + 4, t1);
+        for (int64_t t = g0; t < g1; t++) {
+            float *x = j->x + (size_t)t * j->x_stride;
+            if (j->add) add_row(x, j->add + (size_t)t * (size_t)n, n);
+            if (j->up) {
+                const float *u = j->up + (size_t)t * j->x_stride;
+                if (hp->act_relu2) relu2_gate_row(x, u, n);
+                else
+                    for (int64_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i])) * u[i];
+            }
         }
-        const float *y = x;
         if (j->norm_w) {
-            float *yt = j->y + (size_t)t * j->y_stride;
-            rmsnorm(yt, x, j->norm_w, n, hp->norm_eps);
-            y = yt;
+            double ss[4];
+            if (g1 - g0 == 1) ss[0] = sum_sq(j->x + (size_t)g0 * j->x_stride, n);
+            else { /* a short group repeats its last row in the spare chains */
+                const float *rows[4];
+                for (int u = 0; u < 4; u++) rows[u] = j->x + (size_t)OB_MIN(g0 + u, g1 - 1) * j->x_stride;
+                sum_sq4(rows, n, ss);
+            }
+            for (int64_t t = g0; t < g1; t++)
+                rmsnorm_scale(j->y + (size_t)t * j->y_stride, j->x + (size_t)t * j->x_stride, j->norm_w, n,
+                              hp->norm_eps, ss[t - g0]);
         }
-        if (j->quant) b->xs[t] = quant(y, n, pad, b->xq + (size_t)t * (size_t)pad, &b->xsum[t]);
+        if (j->quant)
+            for (int64_t t = g0; t < g1; t++) {
+                const float *y = j->norm_w ? j->y + (size_t)t * j->y_stride : j->x + (size_t)t * j->x_stride;
+                b->xs[t] = quant(y, n, pad, b->xq + (size_t)t * (size_t)pad, &b->xsum[t]);
+            }
     }
 }
 
@@ -297,6 +364,7 @@ typedef struct attn_job {
     int layer;
     const int32_t *pos, *seq;
     int n_units, n_items;
+    _Atomic int next_unit;  /* units are claimed one at a time: they vary in cost */
 } attn_job;
 
 static size_t att_part_floats(const ob_hparams *hp) {
@@ -314,9 +382,7 @@ static void attn_task(void *arg, int ith, int nth) {
     ob_type kvt = b->kv_type == OB_KV_F16 ? OB_TYPE_F16 : OB_TYPE_F32;
     ob_attn_scores_fn scores_fn = b->k->attn_scores ? b->k->attn_scores : ob_kernels_scalar.attn_scores;
     ob_attn_values_fn values_fn = b->k->attn_values ? b->k->attn_values : ob_kernels_scalar.attn_values;
-    int64_t u0, u1;
-    ob_split_range(j->n_units, ith, nth, 1, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
+    for (int u; (u = atomic_fetch_add_explicit(&j->next_unit, 1, memory_order_relaxed)) < j->n_units;) {
         const attn_unit *un = &b->att_units[u];
         int n = un->p1 - un->p0, seq = j->seq ? j->seq[un->t] : 0;
         size_t off = kv_offset(b, seq, j->layer, un->kvh, un->p0) * b->kv_elem;
@@ -329,7 +395,7 @@ static void attn_task(void *arg, int ith, int nth) {
         scores_fn(q, G, (const uint8_t *)b->kv_k + off, kvt, (size_t)D, n, D, scale, scores);
         for (int g = 0; g < G; g++) { /* softmax over positions 0..pos */
             float *sc = scores + (size_t)g * (size_t)n, mx = -INFINITY, sum = 0;
-            for (int p = 0; p < n; p++) mx = fmaxf(mx, sc[p]);
+            for (int p = 0; p < n; p++) mx = sc[p] > mx ? sc[p] : mx; /* fmaxf without the libm call */
             for (int p = 0; p < n; p++) { /* exp(-88) is below the smallest float: skip libm's slow path */
                 float z = sc[p] - mx;
                 sum += (sc[p] = z < -88.0f ? 0.0f : expf(z));
@@ -358,6 +424,7 @@ static void attn_merge_task(void *arg, int ith, int nth) {
 }
 
 static void attn_run(cpu_backend *b, attn_job *j) {
+    atomic_store_explicit(&j->next_unit, 0, memory_order_relaxed);
     if (j->n_units) ob_pool_run(b->pool, attn_task, j);
     if (j->n_items) ob_pool_run(b->pool, attn_merge_task, j);
     j->n_units = j->n_items = 0;
@@ -367,7 +434,7 @@ static void attn_run(cpu_backend *b, attn_job *j) {
  * when the split items' partial states would overflow att_part. */
 static void attention(cpu_backend *b, int layer, int n_tok, const int32_t *pos, const int32_t *seq) {
     const ob_hparams *hp = &b->m->hp;
-    attn_job j = { b, layer, pos, seq, 0, 0 };
+    attn_job j = { .b = b, .layer = layer, .pos = pos, .seq = seq };
     bool split = b->k != &ob_kernels_scalar;
     int slots = 0;
     for (int t = 0; t < n_tok; t++) {
@@ -413,6 +480,39 @@ static void rope_table(float *cs, int pos, int rope_dim, float base) {
     }
 }
 
+/* RoPE on each token's q and k heads, then its K and V appended to its
+ * sequence's cache; split over the pool by tokens (all of them must be in
+ * the cache before attention, which reads earlier tokens of the chunk). */
+typedef struct rope_job {
+    cpu_backend *b;
+    int layer, n_tok;
+    const int32_t *pos, *seq;
+} rope_job;
+
+static void rope_kv_task(void *arg, int ith, int nth) {
+    const rope_job *j = arg;
+    cpu_backend *b = j->b;
+    const ob_hparams *hp = &b->m->hp;
+    int64_t D = hp->head_dim, Q = (int64_t)hp->n_head * D, KV = b->kv_dim, t0, t1;
+    ob_split_range(j->n_tok, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        const float *cs = b->rope_cs + (size_t)t * hp->rope_dim;
+        for (int h = 0; h < hp->n_head; h++) rope_apply(b->q + (size_t)t * Q + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
+        for (int h = 0; h < hp->n_head_kv; h++) rope_apply(b->kx + (size_t)t * KV + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            size_t off = kv_offset(b, j->seq ? j->seq[t] : 0, j->layer, h, j->pos[t]);
+            const float *k = b->kx + (size_t)t * KV + h * D, *v = b->vx + (size_t)t * KV + h * D;
+            if (b->kv_type == OB_KV_F16) {
+                uint16_t *kc = (uint16_t *)b->kv_k + off, *vc = (uint16_t *)b->kv_v + off;
+                for (int64_t d = 0; d < D; d++) kc[d] = ob_f32_to_f16(k[d]), vc[d] = ob_f32_to_f16(v[d]);
+            } else {
+                memcpy((float *)b->kv_k + off, k, (size_t)D * sizeof *k);
+                memcpy((float *)b->kv_v + off, v, (size_t)D * sizeof *v);
+            }
+        }
+    }
+}
+
 /* ---- the forward pass ---------------------------------------------------------- */
 
 static void embed(const cpu_backend *b, int32_t id, float *out) {
@@ -447,18 +547,9 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
         gemm_part qkv[3] = { { &L->q, b->q, (size_t)Q, NULL }, { &L->k, b->kx, (size_t)KV, NULL },
                              { &L->v, b->vx, (size_t)KV, NULL } };
         linears(b, b->xn, (size_t)W, T, 3, qkv);
-        for (int t = 0; t < T; t++) {
-            const float *cs = b->rope_cs + (size_t)t * hp->rope_dim;
-            for (int h = 0; h < hp->n_head; h++) rope_apply(b->q + (size_t)t * Q + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
-            for (int h = 0; h < hp->n_head_kv; h++) rope_apply(b->kx + (size_t)t * KV + (size_t)h * D, cs, hp->rope_dim, hp->rope_neox);
-            for (int h = 0; h < hp->n_head_kv; h++) {
-                size_t off = kv_offset(b, seq ? seq[t] : 0, l, h, pos[t]);
-                for (int64_t d = 0; d < D; d++) {
-                    kv_put(b, b->kv_k, off + (size_t)d, b->kx[(size_t)t * KV + h * D + d]);
-                    kv_put(b, b->kv_v, off + (size_t)d, b->vx[(size_t)t * KV + h * D + d]);
-                }
-            }
-        }
+        rope_job rj = { b, l, T, pos, seq };
+        if (T > 1) ob_pool_run(b->pool, rope_kv_task, &rj);
+        else rope_kv_task(&rj, 0, 1);
         attention(b, l, T, pos, seq);
         bool sub = hp->sub_norms;
         pj = (prep_job){ .b = b, .n_tok = T, .n = Q, .x = b->att, .x_stride = (size_t)Q, .norm_w = sub ? L->attn_sub_norm : NULL,
@@ -484,16 +575,24 @@ static ob_status forward_chunk(cpu_backend *b, int T, const int32_t *tok, const 
      * logits (compacted to rows 0..n-1 of xn), all of them in one pass over
      * the head's weights */
     int n = 0;
-    for (int t = 0; t < T; t++) {
-        if (!want[t]) continue;
-        float *x = b->x + (size_t)t * E;
-        for (int64_t i = 0; i < E; i++) x[i] += b->tmp[(size_t)t * (size_t)E + (size_t)i];
-        rmsnorm(b->xn + (size_t)n * W, x, m->output_norm, E, eps);
-        n++;
-    }
-    if (n) {
+    for (int t = 0; t < T; t++) n += want[t] != 0;
+    if (n == T) { /* every row (a batched decode step): one per-token job does it all */
+        prep_job pj = { .b = b, .n_tok = T, .n = E, .x = b->x, .x_stride = (size_t)E, .add = b->tmp,
+                        .norm_w = m->output_norm, .y = b->xn, .y_stride = (size_t)W, .quant = needs_quant(&m->output) };
+        prep(b, &pj);
+    } else if (n) { /* a prompt chunk's last token, typically */
+        n = 0;
+        for (int t = 0; t < T; t++) {
+            if (!want[t]) continue;
+            float *x = b->x + (size_t)t * E;
+            add_row(x, b->tmp + (size_t)t * (size_t)E, E);
+            rmsnorm(b->xn + (size_t)n * W, x, m->output_norm, E, eps);
+            n++;
+        }
         prep_job pj = { .b = b, .n_tok = n, .n = E, .x = b->xn, .x_stride = (size_t)W, .quant = needs_quant(&m->output) };
         prep(b, &pj);
+    }
+    if (n) {
         gemm_part head = { &m->output, logits, (size_t)hp->n_vocab, m->output_scale };
         linears(b, b->xn, (size_t)W, n, 1, &head);
     }
