@@ -1,6 +1,6 @@
 /* Kernel micro-benchmarks at the BitNet 2B-4T shapes (not a test).
  *
- *   build-X/bench/bench_kernels [--quick] [--set NAME] [--threads N]
+ *   build-X/bench/bench_kernels [--quick] [--set NAME] [--threads N] [--only PART]
  *
  * Prints the machine's measured read bandwidth and int8 multiply-add peak,
  * then for each kernel set that runs here:
@@ -13,6 +13,8 @@
  *    the fused gate/up matrix and the i8 lm_head: GOPS, and the time per call
  *    against one token's.
  *  - f_gemm (F16) and i8_gemm decode on the 128256x2560 lm_head: GB/s.
+ * --only runs one part: decode (t2 decode and batched), prefill, or head (the
+ * lm_head, F16 and i8, 1 to 16 tokens).
  * Threads split output rows in 64-row chunks, as the CPU backend does. */
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/probe.h"
@@ -96,16 +98,23 @@ static double time_calls(ob_pool *pool, job *j, const uint8_t *base, size_t mat_
 
 int main(int argc, char **argv) {
     bool quick = false;
-    const char *only = NULL;
+    const char *only = NULL, *part = NULL;
     int threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--set") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) part = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_kernels [--quick] [--set NAME] [--threads N]\n");
+            fprintf(stderr, "usage: bench_kernels [--quick] [--set NAME] [--threads N] [--only decode|prefill|head]\n");
             return 1;
         }
+    }
+    const bool run_decode = !part || !strcmp(part, "decode"), run_prefill = !part || !strcmp(part, "prefill"),
+               run_head = !part || !strcmp(part, "head");
+    if (!run_decode && !run_prefill && !run_head) {
+        fprintf(stderr, "bench_kernels: --only takes decode, prefill or head\n");
+        return 1;
     }
     int max_threads = ob_cpu_count();
     int thread_counts[2] = { 1, max_threads }, n_counts = max_threads > 1 ? 2 : 1;
@@ -156,7 +165,7 @@ int main(int argc, char **argv) {
             ob_probe_int8_peak(pools[c], k->name, 0.1, 3, &peak[c], &how);
             printf("probe  int8 peak, %d thread(s): %.0f GOPS (%s)\n", thread_counts[c], peak[c], how);
         }
-        for (size_t s = 0; s < OB_ARRAY_LEN(t2_shapes); s++) {
+        for (size_t s = 0; s < OB_ARRAY_LEN(t2_shapes) && (run_decode || run_prefill); s++) {
             int64_t rows = t2_shapes[s].rows, cols = t2_shapes[s].cols;
             size_t rb = ob_type_row_bytes(OB_TYPE_T2, cols), mat = rb * (size_t)rows;
             int copies = (int)((stream_bytes + mat - 1) / mat);
@@ -165,14 +174,14 @@ int main(int argc, char **argv) {
             for (int c = 1; c < copies; c++) memcpy(w + (size_t)c * mat, w, mat);
             job j = { .k = k, .kind = 0, .row_bytes = rb, .rows = rows, .cols = cols, .q = q, .qsum = qsum,
                       .stride = (size_t)cols, .n_tok = 1, .out = out };
-            for (int c = 0; c < n_counts; c++) {
+            for (int c = 0; c < n_counts && run_decode; c++) {
                 double dt = time_calls(pools[c], &j, w, mat, copies, reps);
                 double gbs = (double)mat / dt / 1e9;
                 printf("t2 decode  %5lldx%-5lld %-10s %d thr: %8.1f us  %5.1f GB/s  %3.0f%% of read bw\n",
                        (long long)rows, (long long)cols, t2_shapes[s].what, thread_counts[c], dt * 1e6, gbs,
                        100 * gbs / bw[c]);
             }
-            if (rows == 13824) { /* batched decode: n tokens, every call from DRAM */
+            if (rows == 13824 && run_decode) { /* batched decode: n tokens, every call from DRAM */
                 double t1 = 0;
                 for (int n_tok = 1; n_tok <= 16; n_tok = n_tok < 4 ? n_tok + 1 : n_tok * 2) {
                     j.n_tok = n_tok;
@@ -185,7 +194,7 @@ int main(int argc, char **argv) {
                 }
                 j.n_tok = 1;
             }
-            if (rows == 640 || rows == 3840 || rows == 13824) {
+            if (rows == 640 || rows == 3840 || rows == 13824 || !run_prefill) {
                 ob_aligned_free(w);
                 continue;
             }
@@ -205,7 +214,7 @@ int main(int argc, char **argv) {
             ob_aligned_free(w);
         }
         /* lm_head 128256 x 2560: F16 (657 MB) and I8 (328 MB); one copy is already >> L3. */
-        for (int kind = 1; kind <= 2; kind++) {
+        for (int kind = 1; kind <= 2 && run_head; kind++) {
             const int64_t rows = 128256, cols = 2560;
             size_t mat = (size_t)rows * cols * (kind == 1 ? 2 : 1);
             uint8_t *w = xalloc(mat);

@@ -453,7 +453,7 @@ static void test_f_gemm(void **state) {
     int n_sets = 1 + fast_sets(sets + 1);
     const ob_type wtypes[] = { OB_TYPE_F32, OB_TYPE_F16, OB_TYPE_BF16 };
     const int64_t rows[] = { 1, 3, 17, 130 };
-    const int64_t cols[] = { 1, 7, 8, 9, 100, 300, 2560 };
+    const int64_t cols[] = { 1, 7, 8, 9, 31, 61, 100, 300, 2560 }; /* tails of 0-31 after 8, 16, 32-wide steps */
     const int toks[] = { 1, 2, 3, 5, 6, 7, 16 };
     for (size_t wi = 0; wi < OB_ARRAY_LEN(wtypes); wi++)
         for (size_t ri = 0; ri < OB_ARRAY_LEN(rows); ri++)
@@ -494,7 +494,7 @@ static void test_f_gemm_batch_invariant(void **state) {
     const ob_cpu_kernels *sets[17];
     sets[0] = &ob_kernels_scalar;
     int n_sets = 1 + fast_sets(sets + 1);
-    const int64_t rows = 37, n_in = 300;
+    const int64_t rows = 37, n_in = 317; /* 9 steps of 32 columns, then 16 + 13 */
     uint16_t *w = malloc(sizeof(uint16_t) * (size_t)(rows * n_in));
     for (int64_t i = 0; i < rows * n_in; i++) w[i] = ob_f32_to_f16(rand_unit());
     for (int n_tok = 2; n_tok <= 17; n_tok++) {

@@ -220,10 +220,7 @@ INLINE void f_tile(ob_type wtype, const void *w, int64_t n_in, int64_t r, const 
         if (r < r1) F_ROWS(WT, 1);                                                                   \
     } while (0)
 
-/* Not static: the AVX-512 set uses it too (kernels_avx512.c). */
-void ob_f_gemm_avx2(ob_type wtype, const void *w, int64_t n_in, int64_t r0, int64_t r1, const float *x,
-                    size_t x_stride, int n_tok, float *out, size_t out_stride);
-OB_AVX2 void ob_f_gemm_avx2(ob_type wtype, const void *w, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+static OB_AVX2 void f_gemm_avx2(ob_type wtype, const void *w, int64_t n_in, int64_t r0, int64_t r1, const float *x,
                             size_t x_stride, int n_tok, float *out, size_t out_stride) {
     switch (wtype) {
     case OB_TYPE_F16: F_GEMM_BODY(OB_TYPE_F16); break;
@@ -359,7 +356,7 @@ const ob_cpu_kernels ob_kernels_avx2 = {
     .name = "avx2",
     .available = avx2_available,
     .t2_gemm = t2_gemm_avx2,
-    .f_gemm = ob_f_gemm_avx2,
+    .f_gemm = f_gemm_avx2,
     .i8_gemm = i8_gemm_avx2,
     .attn_scores = ob_attn_scores_avx2,
     .attn_values = ob_attn_values_avx2,

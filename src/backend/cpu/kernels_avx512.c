@@ -1,7 +1,8 @@
 /* AVX-512 VNNI kernels (x86-64 with AVX-512 F/BW/VL + VNNI: Ice Lake, Zen 4
- * and later), selected at run time. Ternary decode (single tokens), float
- * GEMM, attention and the activation quantizer are the AVX2 ones: they are
- * bound by memory, which these instructions do not read faster.
+ * and later), selected at run time. Ternary decode (single tokens),
+ * attention and the activation quantizer are the AVX2 ones: they are bound by
+ * memory, which these instructions do not read faster (the float GEMM is its
+ * own for its decode stream, below).
  *
  * vpdpbusd multiplies 4 unsigned by 4 signed bytes and adds them into an
  * int32 lane with no intermediate saturation, so the int16 chunking of the
@@ -56,10 +57,8 @@ enum {
     PF_MIN = 4096   /* decode prefetch distance, at least; see kernels_avx2.c */
 };
 
-/* The AVX2 set (decode) and its float GEMM and quantizer (kernels_avx2.c). */
+/* The AVX2 set (ternary decode) and its quantizer (kernels_avx2.c). */
 extern const ob_cpu_kernels ob_kernels_avx2;
-void ob_f_gemm_avx2(ob_type wtype, const void *w, int64_t n_in, int64_t r0, int64_t r1, const float *x,
-                    size_t x_stride, int n_tok, float *out, size_t out_stride);
 float ob_quantize_row_i8_avx2(const float *x, int64_t n, int64_t n_pad, int8_t *q, int32_t *qsum);
 
 INLINE size_t pf_distance(int R, size_t row_bytes) { return R * row_bytes > PF_MIN ? R * row_bytes : PF_MIN; }
@@ -257,10 +256,8 @@ static OB_VNNI void i8_pass(const int8_t *w, int64_t n_in, int64_t r0, int64_t r
                             int n_tok, int32_t *acc, size_t acc_stride) {
     uint32_t corr[I8_MAX_TOK];
     for (int t = 0; t < n_tok; t++) corr[t] = i8_corr(q + (size_t)t * q_stride, n_in);
-    if (n_tok == 1) { /* decode: 4 rows per tile, bound by DRAM */
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) i8_tile(w, n_in, r, 4, q, q_stride, 0, 1, PF_AHEAD, corr, acc, acc_stride);
-        for (; r < r1; r++) i8_tile(w, n_in, r, 1, q, q_stride, 0, 1, PF_AHEAD, corr, acc, acc_stride);
+    if (n_tok == 1) { /* decode, bound by DRAM: one row at a time, one linear stream (see f_gemm_vnni) */
+        for (int64_t r = r0; r < r1; r++) i8_tile(w, n_in, r, 1, q, q_stride, 0, 1, PF_AHEAD, corr, acc, acc_stride);
         return;
     }
     /* Several tokens: 4 rows x 4 tokens per tile (16 dpbusd per 4 + 4 loads,
@@ -289,6 +286,149 @@ static OB_VNNI void i8_gemm_vnni(const int8_t *w, int64_t n_in, int64_t r0, int6
                 acc + (size_t)t0 * acc_stride, acc_stride);
 }
 
+/* ---- float weights (F32 / F16 / BF16) -----------------------------------
+ * Each (row, token) sum runs two sixteen-lane chains: column c adds into chain
+ * (c / 16) % 2, lane c % 16, the last partial step with masked (zero) loads;
+ * the two chains are then added and the 16 lanes reduced by one fixed tree.
+ * Every tile shape runs exactly these operations, so a token's output does not
+ * depend on the batch it came in (test_f_gemm_batch_invariant); the error
+ * bound of any summation order holds (test_f_gemm).
+ *
+ * One token (decode, bound by DRAM): one row at a time, so each thread reads
+ * its contiguous rows as one linear stream, as the bandwidth probe does, one
+ * 64-byte load per 32 F16/BF16 weights (both halves converted from the
+ * register), prefetched into L2 (prefetch_l2_ahead). The AVX2 set's 4-row
+ * tile (four streams side by side, 16-byte loads, prefetch into L1) read the
+ * 657 MB F16 lm_head at 53-72% of the probe in paired rounds where this one
+ * read at 82-96% (docs/PERFORMANCE.md). Several tokens: 2 rows x 4 tokens
+ * per tile (16 accumulators, 4 weight and 8 activation vectors per step). */
+
+enum {
+    F_STEP = 32,     /* columns per step: 64 bytes of F16/BF16 */
+    F_PF_L2 = 4096,  /* decode prefetch distance (4 and 8 KB measured alike) */
+    PF_L2_AHEAD = PF_NEXT_TILE + 1
+};
+
+/* Columns [c, c+32) of a row as two 16-float vectors; full steps only. */
+INLINE void load32_w(ob_type wtype, const void *w, size_t i, __m512 *lo, __m512 *hi) {
+    switch (wtype) {
+    case OB_TYPE_F16: {
+        __m512i raw = _mm512_loadu_si512((const uint16_t *)w + i);
+        *lo = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
+        *hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(raw, 1));
+        break;
+    }
+    case OB_TYPE_BF16: {
+        __m512i raw = _mm512_loadu_si512((const uint16_t *)w + i);
+        *lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(raw)), 16));
+        *hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(raw, 1)), 16));
+        break;
+    }
+    default:
+        *lo = _mm512_loadu_ps((const float *)w + i);
+        *hi = _mm512_loadu_ps((const float *)w + i + 16);
+        break;
+    }
+}
+
+/* Up to 16 columns from i (mask m), zeros elsewhere. */
+INLINE __m512 load16_w(ob_type wtype, const void *w, size_t i, __mmask16 m) {
+    switch (wtype) {
+    case OB_TYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
+    case OB_TYPE_BF16:
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)w + i);
+    }
+}
+
+/* One row's stream, F_PF_L2 bytes ahead into L2 only (_MM_HINT_T1): the L1
+ * prefetcher follows a single stream from there, and L1 keeps the 10 KB of
+ * activations. Into L1 (as prefetch_ahead) the 1-row F16 decode read 15%
+ * slower in paired runs; the 4-row ternary tile, which L1's prefetcher cannot
+ * follow, reads 20-30% slower with T1, so only this stream uses it. */
+INLINE void prefetch_l2_ahead(const uint8_t *consumed, const int n) {
+    UNROLL for (int i = 0; i < n; i += 64) _mm_prefetch((const char *)consumed + F_PF_L2 + i, _MM_HINT_T1);
+}
+
+/* out for rows [r, r+R) x tokens [t, t+T); x points at token t's row. pf:
+ * PF_AHEAD (several tokens: the first group, into L1), PF_L2_AHEAD (decode)
+ * or PF_NONE (the later token groups, which find the rows in L1). */
+INLINE void f_tile(ob_type wtype, const void *w, int64_t n_in, int64_t r, const int R, const float *x, size_t xs,
+                   int t, const int T, int pf, float *out, size_t os) {
+    const size_t esize = wtype == OB_TYPE_F32 ? 4 : 2;
+    __m512 s[2][4][2];
+    UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++) s[i][k][0] = s[i][k][1] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + F_STEP <= n_in; c += F_STEP) {
+        const uint8_t *consumed = (const uint8_t *)w + ((size_t)r * (size_t)n_in + (size_t)c * R) * esize;
+        if (pf == PF_AHEAD) prefetch_ahead(consumed, (int)(F_STEP * R * esize), pf_distance(R, (size_t)n_in * esize));
+        else if (pf == PF_L2_AHEAD) prefetch_l2_ahead(consumed, (int)(F_STEP * R * esize));
+        __m512 x0[4], x1[4];
+        UNROLL for (int k = 0; k < T; k++) {
+            x0[k] = _mm512_loadu_ps(x + (size_t)k * xs + (size_t)c);
+            x1[k] = _mm512_loadu_ps(x + (size_t)k * xs + (size_t)c + 16);
+        }
+        UNROLL for (int i = 0; i < R; i++) {
+            __m512 w0, w1;
+            load32_w(wtype, w, (size_t)(r + i) * (size_t)n_in + (size_t)c, &w0, &w1);
+            UNROLL for (int k = 0; k < T; k++) {
+                s[i][k][0] = _mm512_fmadd_ps(w0, x0[k], s[i][k][0]);
+                s[i][k][1] = _mm512_fmadd_ps(w1, x1[k], s[i][k][1]);
+            }
+        }
+    }
+    for (int h = 0; h < 2 && c + 16 * h < n_in; h++) { /* the last partial step: zeros add +0 */
+        int64_t ch = c + 16 * h, left = n_in - ch;
+        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 xv[4];
+        UNROLL for (int k = 0; k < T; k++) xv[k] = _mm512_maskz_loadu_ps(m, x + (size_t)k * xs + (size_t)ch);
+        UNROLL for (int i = 0; i < R; i++) {
+            __m512 wv = load16_w(wtype, w, (size_t)(r + i) * (size_t)n_in + (size_t)ch, m);
+            UNROLL for (int k = 0; k < T; k++) s[i][k][h] = _mm512_fmadd_ps(wv, xv[k], s[i][k][h]);
+        }
+    }
+    UNROLL for (int i = 0; i < R; i++) UNROLL for (int k = 0; k < T; k++)
+        out[(size_t)(t + k) * os + (size_t)(r + i)] = _mm512_reduce_add_ps(_mm512_add_ps(s[i][k][0], s[i][k][1]));
+}
+
+/* Rows [r, r+R) for every token: groups of 4 tokens, then the 1-3 left over;
+ * only the first group prefetches (the later ones find the rows in L1). */
+#define F_ROWS(WT, R)                                                                                          \
+    do {                                                                                                       \
+        int t = 0;                                                                                             \
+        for (; t + 4 <= n_tok; t += 4)                                                                         \
+            f_tile(WT, w, n_in, r, R, x + (size_t)t * x_stride, x_stride, t, 4, t ? PF_NONE : PF_AHEAD, out, out_stride); \
+        const float *xt = x + (size_t)t * x_stride;                                                            \
+        int pft = t ? PF_NONE : PF_AHEAD;                                                                      \
+        switch (n_tok - t) {                                                                                   \
+        case 3: f_tile(WT, w, n_in, r, R, xt, x_stride, t, 3, pft, out, out_stride); break;                    \
+        case 2: f_tile(WT, w, n_in, r, R, xt, x_stride, t, 2, pft, out, out_stride); break;                    \
+        case 1: f_tile(WT, w, n_in, r, R, xt, x_stride, t, 1, pft, out, out_stride); break;                    \
+        default: break;                                                                                        \
+        }                                                                                                      \
+    } while (0)
+
+/* One body per weight type so the loads' switches fold away. */
+#define F_GEMM_BODY(WT)                                                                                        \
+    do {                                                                                                       \
+        int64_t r = r0;                                                                                        \
+        if (n_tok == 1) {                                                                                      \
+            for (; r < r1; r++) f_tile(WT, w, n_in, r, 1, x, x_stride, 0, 1, PF_L2_AHEAD, out, out_stride);    \
+            break;                                                                                             \
+        }                                                                                                      \
+        for (; r + 2 <= r1; r += 2) F_ROWS(WT, 2);                                                             \
+        if (r < r1) F_ROWS(WT, 1);                                                                             \
+    } while (0)
+
+static OB_VNNI void f_gemm_vnni(ob_type wtype, const void *w, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                                size_t x_stride, int n_tok, float *out, size_t out_stride) {
+    switch (wtype) {
+    case OB_TYPE_F16: F_GEMM_BODY(OB_TYPE_F16); break;
+    case OB_TYPE_BF16: F_GEMM_BODY(OB_TYPE_BF16); break;
+    default: F_GEMM_BODY(OB_TYPE_F32); break;
+    }
+}
+
 static bool vnni_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -300,7 +440,7 @@ const ob_cpu_kernels ob_kernels_avx512vnni = {
     .name = "avx512vnni",
     .available = vnni_available,
     .t2_gemm = t2_gemm_vnni,
-    .f_gemm = ob_f_gemm_avx2,
+    .f_gemm = f_gemm_vnni,
     .i8_gemm = i8_gemm_vnni,
     .attn_scores = ob_attn_scores_avx2,
     .attn_values = ob_attn_values_avx2,
