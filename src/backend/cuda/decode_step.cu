@@ -481,12 +481,7 @@ __device__ static void mk_attention(const cu_mega &M, int layer, int p, int sq, 
                 part[GD + tid] = S.m_run[tid];
                 part[GD + G + tid] = S.l_run[tid];
             }
-            OB_FENCE_ACQREL();
-            __syncthreads();
-            if (tid == 0) S.ticket = atomicAdd(A.count + kvh, 1u);
-            __syncthreads();
-            if (S.ticket == (unsigned)n_used - 1) { /* the last split of this head merges */
-                OB_FENCE_ACQREL();
+            if (arrive_last(A.count + kvh, (unsigned)n_used, &S.ticket)) { /* the last split of this head merges */
                 const float *pb = A.part + (size_t)kvh * MK_MAXSPLIT * pstride;
                 if (warp < G) {
                     const int h = warp;

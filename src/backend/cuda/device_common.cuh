@@ -36,6 +36,20 @@ __device__ static inline int quant_i8x4(float4 v, float s, char4 *q) {
     return a + b + c + d;
 }
 
+/* The hand-off of split-KV attention: every block writes its partial result,
+ * then calls this (all threads). It publishes those writes and returns true,
+ * in every thread, only in the last of n blocks to arrive at *count, which
+ * then sees all n partials and merges them. slot: a shared word of the block. */
+__device__ static inline bool arrive_last(unsigned *count, unsigned n, unsigned *slot) {
+    OB_FENCE_ACQREL();
+    __syncthreads();
+    if (threadIdx.x == 0) *slot = atomicAdd(count, 1u);
+    __syncthreads();
+    if (*slot != n - 1) return false;
+    OB_FENCE_ACQREL();
+    return true;
+}
+
 __device__ static inline float act_relu2(float g) { return g > 0.0f ? __fmul_rn(g, g) : 0.0f; }
 __device__ static inline float act_silu(float g) { return __fdiv_rn(g, __fadd_rn(1.0f, expf(-g))); }
 

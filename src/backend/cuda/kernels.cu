@@ -1008,13 +1008,8 @@ __global__ void __launch_bounds__(AT_THREADS) k_attention(cu_attn A, const float
         part[G * hd + tid] = m_run[tid];
         part[G * hd + G + tid] = l_run[tid];
     }
-    OB_FENCE_ACQREL();
-    __syncthreads();
     unsigned *cnt = A.count + (size_t)t * A.n_kv + kvh;
-    if (tid == 0) ticket = atomicAdd(cnt, 1u);
-    __syncthreads();
-    if (ticket != (unsigned)n_used - 1) return;
-    OB_FENCE_ACQREL();
+    if (!arrive_last(cnt, (unsigned)n_used, &ticket)) return;
     /* Last block: merge the used splits with weights exp(m_s - M) / sum_s l_s exp(m_s - M).
      * Weights: warp per head, lane per split. Sums: warp w adds splits w, w+4, ...
      * with float4 loads all in flight, then the 4 warps' sums meet in smem. */
@@ -1323,13 +1318,8 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
         mine[GH + tid] = m_run[tid];
         mine[GH + G + tid] = l_run[tid];
     }
-    OB_FENCE_ACQREL();
-    __syncthreads();
     unsigned *cnt = A.count + (size_t)t * A.n_kv + kvh;
-    if (tid == 0) ticket = atomicAdd(cnt, 1u);
-    __syncthreads();
-    if (ticket != (unsigned)n_used - 1) return;
-    OB_FENCE_ACQREL();
+    if (!arrive_last(cnt, (unsigned)n_used, &ticket)) return;
     /* last block: weights exp(m_s - M) / sum_s l_s exp(m_s - M), warp per head
      * and lane per split; then warp w sums splits w, w + AD_WARPS, ... and the
      * warps' sums meet in red (free again: the barrier above follows its reads) */
