@@ -1054,6 +1054,24 @@ extern "C" ob_status ob_cuda_test_quant(const float *x, int n, int n_tok, const 
     return st;
 }
 
+/* The attention description of the test hooks: one sequence of n_ctx
+ * positions, f16 cache, no fused RoPE; the caller sets the buffers. */
+static cu_attn test_attn_desc(int n_head, int n_kv, int hd, int rope_dim, int neox, const float *rope_cs, int n_ctx,
+                              int n_split) {
+    cu_attn A;
+    memset(&A, 0, sizeof A);
+    A.n_head = n_head;
+    A.n_kv = n_kv;
+    A.hd = hd;
+    A.rope_dim = rope_dim;
+    A.rope_neox = neox;
+    A.rope_cs = rope_cs;
+    A.n_ctx = n_ctx;
+    A.n_split = n_split;
+    A.seq_stride = (size_t)n_ctx * n_kv * hd;
+    return A;
+}
+
 extern "C" ob_status ob_cuda_test_attention(int n_head, int n_kv, int hd, int rope_dim, int neox, const float *rope_cs,
                                             const float *qkv, int n_tok, int n_split, float *out, float *q_roped,
                                             uint16_t *k_cache, uint16_t *v_cache) {
@@ -1080,17 +1098,7 @@ extern "C" ob_status ob_cuda_test_attention(int n_head, int n_kv, int hd, int ro
         cu_mem_free(&mm);
         return st;
     }
-    cu_attn A;
-    memset(&A, 0, sizeof A);
-    A.n_head = n_head;
-    A.n_kv = n_kv;
-    A.hd = hd;
-    A.rope_dim = rope_dim;
-    A.rope_neox = neox;
-    A.rope_cs = (const float *)dcs;
-    A.n_ctx = n_tok;
-    A.n_split = n_split;
-    A.seq_stride = (size_t)n_tok * kvd;
+    cu_attn A = test_attn_desc(n_head, n_kv, hd, rope_dim, neox, (const float *)dcs, n_tok, n_split);
     A.k = dev_alloc(&mm, (size_t)n_tok * kvd * 2);
     A.v = dev_alloc(&mm, (size_t)n_tok * kvd * 2);
     A.part = (float *)dev_alloc(&mm, (size_t)n_tok * n_kv * OB_MAX(n_split, 1) * (G * (hd + 2) + 3) * 4);
@@ -1129,20 +1137,10 @@ extern "C" ob_status ob_cuda_test_attention_steps(int n_head, int n_kv, int hd, 
         cu_mem_free(&mm);
         return st;
     }
-    cu_attn A;
-    memset(&A, 0, sizeof A);
-    A.n_head = n_head;
-    A.n_kv = n_kv;
-    A.hd = hd;
-    A.rope_dim = rope_dim;
-    A.rope_neox = neox;
-    A.rope_cs = (const float *)dcs;
-    A.n_ctx = n_tok;
-    A.n_split = n_split;
+    cu_attn A = test_attn_desc(n_head, n_kv, hd, rope_dim, neox, (const float *)dcs, n_tok, n_split);
     A.fuse_rope = 1;
     A.ldqkv = ld;
     A.kv_f32 = kv_f32;
-    A.seq_stride = (size_t)n_tok * kvd;
     A.k = dev_alloc(&mm, (size_t)n_tok * kvd * es);
     A.v = dev_alloc(&mm, (size_t)n_tok * kvd * es);
     A.part = (float *)dev_alloc(&mm, (size_t)n_kv * n_split * (G * (hd + 2) + 3) * 4);
