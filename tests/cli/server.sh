@@ -3,7 +3,7 @@
 # openai npm package (tests/server/*.test.mjs) against the stories260K model.
 # Starts three servers on free loopback ports (the main one with an API key,
 # a small one with one slot and a queue of one, a slow one with random weights
-# for the disconnect tests), runs the tests, stops them with SIGTERM and checks
+# for the disconnect tests; both of the latter serve random weights), runs the tests, stops them with SIGTERM and checks
 # that they exit cleanly.
 set -u
 cd "$(dirname "$0")/../.."
@@ -49,9 +49,10 @@ start() {
 
 KEY=test-key-$RANDOM$RANDOM
 start main --threads 1 --ctx 1024 --slots 8 --queue 64 --max-body 65536 --api-key "$KEY"
-start small --threads 1 --ctx 2048 --slots 1 --queue 1
 # Random weights at a small shape, slow enough (about a millisecond a token)
-# for a client to leave in the middle of a 4000-token generation.
+# for a client to leave in the middle of a 4000-token generation, and for the
+# 503 test to hold the one slot of `small` while it fills the queue.
+start small --synthetic tiny --threads 1 --ctx 4096 --slots 1 --queue 1
 start slow --synthetic tiny --threads 1 --ctx 4096 --slots 2 --queue 4
 fails=0
 check() { # name, condition already evaluated in $?

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { client, http, assertError, MODEL, BASE, SMALL, KEY, waitFor } from './lib.mjs';
+import { client, http, metrics, assertError, MODEL, BASE, SMALL, KEY, waitFor } from './lib.mjs';
 
 const chat = (extra) => ({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, ...extra });
 
@@ -98,14 +98,12 @@ test('CORS: preflight answered without a key; Origin echoed on replies', async (
 });
 
 test('a full queue answers 503 and the server recovers', { skip: !SMALL && 'no small server' }, async () => {
-  // SMALL runs --slots 1 --queue 1: with one stream generating (2000 tokens)
-  // and one waiting, the next request must be refused. stories260K can finish
-  // a stream in a fraction of a second, so a missed window is retried.
-  const long = JSON.stringify({ model: MODEL, prompt: '', max_tokens: 2000, temperature: 0, ignore_eos: true, stream: true });
-  const busy = async () => {
-    const t = (await http('/metrics', { method: 'GET', base: SMALL, key: '' })).text;
-    return /^onebit_slots_busy 1$/m.test(t) && /^onebit_queue_depth 0$/m.test(t);
-  };
+  // SMALL serves random weights at the tiny shape (about a millisecond a token)
+  // with --slots 1 --queue 1: with one 4000-token stream generating and one
+  // waiting, the next request must be refused. A stream that ends before the
+  // window is checked (a very fast machine) is retried.
+  const long = JSON.stringify({ prompt: [1, 2, 3], max_tokens: 4000, temperature: 0, ignore_eos: true, stream: true });
+  const state = async () => metrics(SMALL, '');
   const stream = (ctl) => fetch(`${SMALL}/v1/completions`, {
     method: 'POST', body: long, signal: ctl.signal, headers: { 'Content-Type': 'application/json' } });
   let refused = null;
@@ -113,18 +111,23 @@ test('a full queue answers 503 and the server recovers', { skip: !SMALL && 'no s
     const ctls = [new AbortController(), new AbortController()];
     try {
       if ((await stream(ctls[0])).status !== 200) continue;
-      if (!(await busy())) continue;                       // first stream already done
-      if ((await stream(ctls[1])).status !== 200) continue; // queued behind it
-      const r = await http('/v1/completions', { base: SMALL, key: '', body: { model: MODEL, prompt: 'x', max_tokens: 2 } });
+      const s0 = await state();
+      if (s0.onebit_slots_busy !== 1 || s0.onebit_queue_depth !== 0) continue; // first stream already done
+      stream(ctls[1]).catch((e) => e);                                         // the second waits in the queue
+      let s1;
+      await waitFor(async () => { s1 = await state(); return s1.onebit_queue_depth === 1 || s1.onebit_slots_busy === 0; },
+        10000, 'the second stream to queue');
+      if (s1.onebit_queue_depth !== 1) continue;                               // the first ended meanwhile
+      const r = await http('/v1/completions', { base: SMALL, key: '', body: { prompt: [5, 6], max_tokens: 2 } });
       if (r.status !== 200) refused = r;
     } finally {
       for (const ctl of ctls) ctl.abort();
-      await waitFor(async () => /^onebit_slots_busy 0$/m.test((await http('/metrics', { method: 'GET', base: SMALL, key: '' })).text),
+      await waitFor(async () => { const x = await state(); return x.onebit_slots_busy === 0 && x.onebit_queue_depth === 0; },
         10000, 'the small server to go idle');
     }
   }
   assert.ok(refused, 'no 503 in five tries');
   assert.equal(assertError(refused, 503).code, 'server_busy');
-  const ok = await http('/v1/completions', { base: SMALL, key: '', body: { model: MODEL, prompt: '', max_tokens: 2 } });
+  const ok = await http('/v1/completions', { base: SMALL, key: '', body: { prompt: [5, 6], max_tokens: 2 } });
   assert.equal(ok.status, 200, 'the server accepts again');
 });
