@@ -199,24 +199,37 @@ static void check_linear(const char *what, tlin *parts, int n_parts, int glu, in
         if (epi_add)
             for (int64_t r = 0; r < n_out; r++) rt[r] = y0[(size_t)t * n_out + r] + rt[r];
     }
-    float *y = malloc(sizeof(float) * (size_t)n_out * n_tok), *y_t2 = malloc(sizeof(float) * (size_t)n_out * n_tok);
+    size_t ny = (size_t)n_out * n_tok;
+    float *y = malloc(sizeof(float) * ny), *y_t2 = malloc(sizeof(float) * ny), *y_gemv = malloc(sizeof(float) * ny);
     int32_t *am = malloc(sizeof(int32_t) * n_tok);
-    int paths = parts[0].t.type == OB_TYPE_T2 ? 3 : 1, t2_ok = 0;
-    for (int gemm = 0; gemm < paths; gemm++) {
-        memcpy(y, y0, sizeof(float) * (size_t)n_out * n_tok);
+    /* paths: 0 the decode GEMV (ternary: the staged-weight kernel), 1 k_gemm_t2,
+     * 2 cuBLASLt, 3 the register-weight GEMV k_gemv_t2 */
+    int paths = parts[0].t.type == OB_TYPE_T2 ? 4 : 1, t2_ok = 0, gemv_ok = 0;
+    for (int path_i = 0; path_i < paths; path_i++) {
+        int gemm = path_i == 3 ? 0 : path_i;
+        memcpy(y, y0, sizeof(float) * ny);
         int want_am = !glu && !epi_add && !gemm;
-        if (ob_cuda_test_linear(lins, n_parts, glu, relu2, norm, 1e-5f, x, n_tok, epi_add, gemm, y,
-                                want_am ? am : NULL)) {
+        ob_cuda_test_gemv_staged(path_i == 3 ? 0 : n_tok);
+        ob_status st = ob_cuda_test_linear(lins, n_parts, glu, relu2, norm, 1e-5f, x, n_tok, epi_add, gemm, y,
+                                           want_am ? am : NULL);
+        ob_cuda_test_gemv_staged(0);
+        if (st) {
             gt_check(0, "%s: %s", what, ob_last_error());
             continue;
         }
-        const char *path = gemm == 2 ? "cublaslt" : gemm ? "gemm" : "gemv";
-        if (gemm == 1) {
-            memcpy(y_t2, y, sizeof(float) * (size_t)n_out * n_tok);
+        const char *path = (const char *[]){ "gemv", "gemm", "cublaslt", "gemv-registers" }[path_i];
+        if (path_i == 0) {
+            memcpy(y_gemv, y, sizeof(float) * ny);
+            gemv_ok = 1;
+        } else if (path_i == 1) {
+            memcpy(y_t2, y, sizeof(float) * ny);
             t2_ok = 1;
-        } else if (gemm == 2 && t2_ok) {
-            int d = count_diff(y, y_t2, (size_t)n_out * n_tok);
+        } else if (path_i == 2 && t2_ok) {
+            int d = count_diff(y, y_t2, ny);
             gt_check(d == 0, "%s [cublaslt] tok=%d: bitwise equal to k_gemm_t2 (%d differ)", what, n_tok, d);
+        } else if (path_i == 3 && gemv_ok) {
+            int d = count_diff(y, y_gemv, ny);
+            gt_check(d == 0, "%s [gemv-registers] tok=%d: bitwise equal to the staged GEMV (%d differ)", what, n_tok, d);
         }
         if (exact) {
             int d = count_diff(y, ref, (size_t)n_out * n_tok);
@@ -238,7 +251,7 @@ static void check_linear(const char *what, tlin *parts, int n_parts, int glu, in
         }
     }
     for (int i = 0; i < n_parts; i++) free(part_out[i]);
-    free(x), free(norm), free(xn), free(ref), free(y0), free(y), free(y_t2), free(am);
+    free(x), free(norm), free(xn), free(ref), free(y0), free(y), free(y_t2), free(y_gemv), free(am);
 }
 
 static void test_linears(void) {
@@ -265,6 +278,25 @@ static void test_linears(void) {
     check_linear("t2 gate/up relu2", p, 2, 1, 1, 5, 0, 1);
     check_linear("t2 gate/up silu", p, 2, 1, 0, 65, 0, 0);
     for (int i = 0; i < 2; i++) tlin_free(&p[i]);
+    /* single tokens at the 2B-4T shapes: the staged GEMV's block shares
+     * (2, 7 and 2 groups of 16 rows on 132 SMs), a last block with fewer
+     * groups, and K = 6912 (seven float4 per thread in the prologue) */
+    make_t2(&p[0], 2560, 2560, 1);
+    make_t2(&p[1], 2560, 640, 1);
+    make_t2(&p[2], 2560, 640, 1);
+    check_linear("t2 qkv 2B-4T", p, 3, 0, 0, 1, 0, 1);
+    for (int i = 0; i < 3; i++) tlin_free(&p[i]);
+    make_t2(&p[0], 2560, 6912, 1);
+    make_t2(&p[1], 2560, 6912, 1);
+    check_linear("t2 gate/up 2B-4T", p, 2, 1, 1, 1, 0, 1);
+    for (int i = 0; i < 2; i++) tlin_free(&p[i]);
+    make_t2(&p[0], 6912, 2560, 1);
+    check_linear("t2 down 2B-4T +residual", p, 1, 0, 0, 1, 1, 1);
+    tlin_free(&p[0]);
+    make_t2(&p[0], 1028, 2061, 0);
+    check_linear("t2 odd rows", p, 1, 0, 0, 1, 0, 1);
+    check_linear("t2 odd rows", p, 1, 0, 0, 2, 1, 1);
+    tlin_free(&p[0]);
     /* prompt-sized chunks (the cuBLASLt path's range, n_tok >= 64): n_out not
      * a multiple of 16, K not a multiple of 128, every epilogue */
     make_t2(&p[0], 1000, 333, 1);

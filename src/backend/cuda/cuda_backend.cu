@@ -862,6 +862,8 @@ static ob_status create_inner(cuda_backend *b, const ob_backend_params *p) {
     b->prompt_tc = !(tc && !strcmp(tc, "0"));
     const char *pdl = getenv("OB_CUDA_PDL");
     cu_set_pdl(!(pdl && !strcmp(pdl, "0")));
+    const char *staged = getenv("OB_CUDA_STAGED"); /* N: GEMVs of up to N tokens staged (default 0: off) */
+    if (staged && *staged) cu_set_gemv_staged(atoi(staged));
     const char *prof = getenv("OB_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0")) {
         for (size_t i = 0; i < OB_ARRAY_LEN(b->ev); i++) CK(cudaEventCreate(&b->ev[i]));
@@ -1025,6 +1027,8 @@ extern "C" ob_status ob_cuda_test_linear(const ob_linear *parts, int n_parts, in
     cu_mem_free(&mm);
     return st;
 }
+
+extern "C" void ob_cuda_test_gemv_staged(int max_tok) { cu_set_gemv_staged(max_tok); }
 
 extern "C" ob_status ob_cuda_test_quant(const float *x, int n, int n_tok, const float *norm, float eps, int8_t *q,
                                         float *s, int32_t *qsum) {

@@ -172,6 +172,9 @@ size_t cu_gemv_smem(const cu_linear *L);
 cudaError_t cu_kernels_init(int max_smem);
 /* Programmatic dependent launch for every kernel (default on; OB_CUDA_PDL=0 turns it off). */
 void cu_set_pdl(bool on);
+/* Ternary GEMVs of at most max_tok tokens use the staged-weight kernel
+ * (default 0: never; OB_CUDA_STAGED=N sets it). */
+void cu_set_gemv_staged(int max_tok);
 
 /* ---- the persistent decode step (decode_step.cu) ---------------------------
  * One launch runs every layer of a single-token decode step: one block per

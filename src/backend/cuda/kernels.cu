@@ -20,6 +20,29 @@
 static bool cu_pdl = true;
 void cu_set_pdl(bool on) { cu_pdl = on; }
 
+/* Ternary GEMVs of at most cu_staged_tok tokens take the staged-weight
+ * kernel, k_gemv_t2s. Off (0) by default: in the decode graph it measured
+ * slower than k_gemv_t2 (docs/PERFORMANCE.md, CUDA v13); OB_CUDA_STAGED=1
+ * turns it on, and the GPU tests run both. */
+static int cu_staged_tok = 0;
+void cu_set_gemv_staged(int max_tok) { cu_staged_tok = max_tok; }
+/* Shared memory one staged block may take: with 227 KB per SM on Hopper, two
+ * of them and a neighbour kernel's block fit side by side. */
+#define T2S_MAX_SMEM (96 * 1024)
+
+static int cu_sm_count(void) {
+    static int n = 0;
+    if (!n) {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && v > 0)
+            n = v;
+        else
+            n = 132;
+    }
+    return n;
+}
+
 template <typename... KArgs, typename... Args>
 static cudaError_t launch_k(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st, Args... args) {
     if (smem > 48 * 1024) {
@@ -27,8 +50,10 @@ static cudaError_t launch_k(void (*k)(KArgs...), dim3 grid, dim3 block, size_t s
         if (e != cudaSuccess) return e;
     }
     /* One shared-memory carve-out for every kernel, so consecutive kernels of
-     * a step never wait for the SMs to reconfigure L1 versus shared memory. */
-    cudaError_t ce = cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, 50);
+     * a step never wait for the SMs to reconfigure L1 versus shared memory;
+     * the largest when staged GEMVs run, so that their blocks (up to 96 KB)
+     * can sit beside the blocks of the kernels around them. */
+    cudaError_t ce = cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cu_staged_tok ? 100 : 50);
     if (ce != cudaSuccess) return ce;
 #if defined(OB_GPU_HIP)
     k<<<grid, block, smem, st>>>(args...);
@@ -338,6 +363,99 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2(cu_linear L, cu_input in
     }
 }
 
+/* ---- ternary GEMV, weights staged in shared memory --------------------------
+ * k_gemv_t2 keeps its weights in registers: 115-134 per thread, two blocks
+ * fill an SM, so the next kernel's blocks cannot become resident (and start
+ * their own weight loads) until this kernel's blocks have left, and every
+ * GEMV of a step pays its weight latency after its predecessor ends. Here a
+ * block owns gpb (<= T2S_MAXG) consecutive groups, at most one block per SM,
+ * and one warp starts bulk copies of the whole share (one contiguous range)
+ * into shared memory before the block waits for its predecessor; the block
+ * needs half the registers, so with PDL it sits beside the running kernel and
+ * its weights arrive while that kernel computes. The arithmetic is
+ * k_gemv_t2's (bitwise equal): the same prologue, integer dot products and
+ * epilogue. Shared memory: the weights, q [ld], the copy's mbarrier.
+ * Measured (CUDA v13): as fast as k_gemv_t2 alone, slower in the decode
+ * graph, so it is opt-in (OB_CUDA_STAGED=1) until that is understood. */
+#define T2S_MAXG 8
+
+__host__ __device__ static inline size_t t2s_weight_bytes(const cu_linear &L, int gpb) {
+    return (size_t)gpb * (L.ld / CU_CHUNK) * CU_GROUP * 16;
+}
+static size_t t2s_smem(const cu_linear &L, int gpb) { return t2s_weight_bytes(L, gpb) + (size_t)L.ld + 16; }
+
+template <int EPI, int NV>
+__global__ void __launch_bounds__(CU_THREADS) k_gemv_t2s(cu_linear L, cu_input in, float *y, int ldy,
+                                                         unsigned long long *amax, int gpb) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ int red[T2S_MAXG][WARPS][16];
+    __shared__ float shf[WARPS];
+    __shared__ int shi[WARPS];
+    const int tid = threadIdx.x, row = tid & 15, slice = tid >> 4, warp = tid >> 5, tok = blockIdx.y;
+    const int nchunk = L.ld / CU_CHUNK, n_groups = L.n_phys / CU_GROUP;
+    const int g0 = blockIdx.x * gpb, ng = min(gpb, n_groups - g0);
+    const size_t wbytes = t2s_weight_bytes(L, gpb), nbytes = (size_t)ng * nchunk * CU_GROUP * 16;
+    const uint4 *ws = (const uint4 *)smem;
+    int8_t *qs = (int8_t *)(smem + wbytes);
+    const unsigned char *src = (const unsigned char *)L.w + (size_t)g0 * nchunk * CU_GROUP * 16;
+#ifdef OB_HAVE_BULK_COPY
+    unsigned long long *bar = (unsigned long long *)(qs + L.ld); /* ld: a multiple of 64 */
+    if (warp == 0) { /* lane 0 arms the barrier, every lane starts 16 KB pieces */
+        if (tid == 0) {
+            ob_mbar_init(bar, 1);
+            ob_fence_proxy_async();
+            ob_mbar_expect(bar, (unsigned)nbytes);
+        }
+        __syncwarp();
+        const size_t piece = 16384;
+        for (size_t off = tid * piece; off < nbytes; off += 32 * piece)
+            ob_bulk_copy(smem + off, src + off, (unsigned)(nbytes - off < piece ? nbytes - off : piece), bar);
+    }
+#else
+    for (size_t i = tid; i < nbytes / 16; i += CU_THREADS) OB_CP_ASYNC16((uint4 *)smem + i, (const uint4 *)src + i);
+    OB_CP_COMMIT();
+#endif
+    const float beta = tid < 16 * ng ? OB_LDG(L.beta + g0 * 16 + tid) : 0.0f;
+    OB_PDL_LAUNCH();
+    const float *x = in.x + (size_t)tok * in.ldx;
+    const float s = quantize_row_fast<NV>(x, L.K, L.ld, in.norm, in.eps, qs, NULL, shf, shi); /* ends in a barrier */
+    const int prow0 = g0 * CU_GROUP;
+    float *yt = y + (size_t)tok * ldy;
+    float yold = 0.0f;
+    if (EPI == CU_EPI_ADD && tid < 16 * ng && prow0 + tid < L.n_out) yold = yt[prow0 + tid];
+#ifdef OB_HAVE_BULK_COPY
+    ob_mbar_wait(bar, 0); /* the barrier's init was published by the prologue's barriers */
+#else
+    OB_CP_WAIT(0);
+    __syncthreads();
+#endif
+    int acc[T2S_MAXG];
+#pragma unroll
+    for (int g = 0; g < T2S_MAXG; g++) {
+        acc[g] = 0;
+        if (g < ng)
+            for (int c = slice; c < nchunk; c += 16)
+                acc[g] = dot64(ws[((size_t)g * nchunk + c) * 16 + row], qs + c * CU_CHUNK, acc[g]);
+    }
+#pragma unroll
+    for (int g = 0; g < T2S_MAXG; g++) { /* lanes l and l ^ 16 hold the same row */
+        int v = acc[g] + OB_SHFL_XOR(acc[g], 16);
+        if (g < ng && (tid & 31) < 16) red[g][warp][row] = v;
+    }
+    __syncthreads();
+    if (warp < (ng + 1) / 2) { /* thread tid finishes row tid of the block */
+        const int g = min(tid >> 4, ng - 1);
+        int t = 0, qsum = 0;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) {
+            t += red[g][w][row];
+            qsum += shi[w];
+        }
+        float v = __fmul_rn(__fmul_rn((float)(t - qsum), __fdiv_rn(1.0f, s)), beta);
+        epilogue_warp<EPI>(v, yold, ng * 16 - 32 * warp, prow0 + 32 * warp, L, yt, amax ? amax + tok : NULL);
+    }
+}
+
 /* ---- float-weight GEMV (F32/F16/BF16 rows) -------------------------------- */
 
 template <typename WT> struct wtraits;
@@ -490,6 +608,17 @@ template <int EPI> static cudaError_t gemv_epi(const cu_linear *L, const cu_inpu
     int fblocks = (L->n_phys + WARPS * F_RPW - 1) / (WARPS * F_RPW);
     switch (L->kind) {
     case CU_W_T2: {
+        if (n_tok <= cu_staged_tok && L->K % 4 == 0 && L->K <= 7 * 4 * CU_THREADS) {
+            /* staged: the groups spread over at most one block per SM */
+            int n_sm = cu_sm_count(), gpb = (n_groups + n_sm - 1) / n_sm;
+            size_t sm = t2s_smem(*L, gpb);
+            if (gpb <= T2S_MAXG && sm <= T2S_MAX_SMEM) {
+                dim3 g((n_groups + gpb - 1) / gpb, n_tok);
+                if (L->K <= 3 * 4 * CU_THREADS)
+                    return launch_k(k_gemv_t2s<EPI, 3>, g, dim3(CU_THREADS), sm, st, *L, *in, y, ldy, amax, gpb);
+                return launch_k(k_gemv_t2s<EPI, 7>, g, dim3(CU_THREADS), sm, st, *L, *in, y, ldy, amax, gpb);
+            }
+        }
         /* groups per block: as few as keep the grid within one wave of two
          * blocks per SM (264 on an H100; the register budget allows two), so
          * no block waits for another to finish */
