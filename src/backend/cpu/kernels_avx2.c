@@ -205,14 +205,17 @@ INLINE void f_tile(ob_type wtype, const void *w, int64_t n_in, int64_t r, const 
         }                                                                                               \
     } while (0)
 
-/* One body per weight type so load8_w's switch folds away. One token: 4 rows
- * per tile (bound by DRAM); several: 2 rows x 4 tokens (8 FMA chains, 2 weight
- * and 4 activation loads per 8 FMAs, bound by the FMA units). */
+/* One body per weight type so load8_w's switch folds away. One token: 2 rows
+ * per tile (bound by DRAM: two streams and two FMA chains; 4-row tiles read
+ * 20-30% slower, a single row's one chain waits on FMA latency, and two
+ * chains per row would change the summation order that batches share);
+ * several: 2 rows x 4 tokens (8 FMA chains, 2 weight and 4 activation loads
+ * per 8 FMAs, bound by the FMA units). */
 #define F_GEMM_BODY(WT)                                                                              \
     do {                                                                                             \
         int64_t r = r0;                                                                              \
         if (n_tok == 1) {                                                                            \
-            for (; r + 4 <= r1; r += 4) f_tile(WT, w, n_in, r, 4, x, x_stride, 0, 1, out, out_stride); \
+            for (; r + 2 <= r1; r += 2) f_tile(WT, w, n_in, r, 2, x, x_stride, 0, 1, out, out_stride); \
             for (; r < r1; r++) f_tile(WT, w, n_in, r, 1, x, x_stride, 0, 1, out, out_stride);     \
             break;                                                                                   \
         }                                                                                            \
