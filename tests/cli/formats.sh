@@ -9,11 +9,9 @@ SHARED=${OB_SHARED:-../shared}
 HF=$SHARED/fixtures/bitnet-tiny
 GG=$SHARED/fixtures/bitnet-tiny-gguf
 ST=$SHARED/data/stories260K/stories260K.gguf
+. tests/lib.sh
 for f in "$HF/config.json" "$GG/bitnet-tiny-i2_s.gguf" "$GG/bitnet-tiny-tq2_0.gguf" "$GG/bitnet-tiny-tq1_0.gguf" "$ST"; do
-  if [ ! -f "$f" ]; then
-    if [ "${CI:-false}" != "false" ] && [ -n "${CI:-}" ]; then echo "FAIL: $f is missing (CI requires ../shared)"; exit 1; fi
-    echo "SKIP: $f is absent; set OB_SHARED or place shared/ beside the repo"; exit 0
-  fi
+  [ -f "$f" ] || skip "$f is absent; set OB_SHARED or place shared/ beside the repo"
 done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0

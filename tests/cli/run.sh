@@ -6,10 +6,8 @@ BIN=${OB_BIN:-build/1bit}
 SHARED=${OB_SHARED:-../shared}
 STORIES=$SHARED/data/stories260K/stories260K.gguf
 FIX=$SHARED/fixtures/bitnet-tiny
-if [ ! -f "$STORIES" ] || [ ! -d "$FIX" ]; then
-  if [ "${CI:-}" = true ]; then echo "FAIL: $SHARED is missing (CI requires it)"; exit 1; fi
-  echo "SKIP: $SHARED is absent"; exit 0
-fi
+. tests/lib.sh
+[ -f "$STORIES" ] && [ -d "$FIX" ] || skip "$SHARED is absent; set OB_SHARED or place shared/ beside the repo"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 

@@ -10,8 +10,7 @@ cd "$(dirname "$0")/../.."
 OB_BIN=${OB_BIN:-$PWD/build/1bit}
 SHARED=${OB_SHARED:-../shared}
 MODEL=$SHARED/data/stories260K/stories260K.gguf
-ci() { [ -n "${CI:-}" ] && [ "${CI}" != "false" ]; }
-skip() { if ci; then echo "FAIL: $*"; exit 1; fi; echo "SKIP: $*"; exit 0; }
+. tests/lib.sh
 
 [ -f "$MODEL" ] || skip "$MODEL is absent (set OB_SHARED or place shared/ beside the repo)"
 if "$OB_BIN" serve --help 2>&1 | grep -q "built without server support"; then

@@ -6,10 +6,9 @@ set -u
 BIN=${OB_BIN:-build/1bit}
 SHARED=${OB_SHARED:-../shared}
 T=$SHARED/data/llama3-tokenizer
-if [ ! -f "$T/tokenizer.json" ] || [ ! -f "$T/ggml-vocab-llama-bpe.gguf.inp" ]; then
-  if [ "${CI:-false}" != "false" ] && [ -n "${CI:-}" ]; then echo "FAIL: $T is missing (CI requires ../shared)"; exit 1; fi
-  echo "SKIP: $T is absent; set OB_SHARED or place shared/ beside the repo"; exit 0
-fi
+. "$(dirname "$0")/../lib.sh"
+[ -f "$T/tokenizer.json" ] && [ -f "$T/ggml-vocab-llama-bpe.gguf.inp" ] ||
+  skip "$T is absent; set OB_SHARED or place shared/ beside the repo"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }

@@ -172,8 +172,5 @@ int main(void) {
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
 #else
-int main(void) {
-    printf("SKIP: built without the server libraries (jansson, civetweb)\n");
-    return 0;
-}
+OB_TEST_MAIN_NOT_BUILT("the server libraries (civetweb, jansson)")
 #endif

@@ -310,15 +310,6 @@ int main(void) {
 
 #else
 
-static void no_server(void **state) {
-    (void)state;
-    print_message("SKIP: built without the server libraries (civetweb, jansson)\n");
-    skip();
-}
-
-int main(void) {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(no_server) };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+OB_TEST_MAIN_NOT_BUILT("the server libraries (civetweb, jansson)")
 
 #endif
