@@ -121,7 +121,8 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
-FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+# fuzz_request includes server/request.c, so it needs the server libraries.
+FUZZ_SRC = $(filter-out $(if $(filter 1,$(HAVE_SERVER)),,tests/fuzz/fuzz_request.c),$(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang NVCC= OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined,fuzzer-no-link" build-fuzz/lib1bit.a
