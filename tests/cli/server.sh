@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Black-box tests of `1bit serve` with real clients: curl, and the official
 # openai npm package (tests/server/*.test.mjs) against the stories260K model.
-# Starts three servers on free loopback ports (the main one with an API key,
-# a small one with one slot and a queue of one, a slow one with random weights
-# for the disconnect tests; both of the latter serve random weights), runs the tests, stops them with SIGTERM and checks
-# that they exit cleanly.
+# Starts three servers on free loopback ports: the main one (stories260K, with
+# an API key), a small one (one slot, a queue of one) and a slow one (the
+# disconnect tests); the last two serve random weights, slow enough for a
+# test to act in the middle of a generation. Runs the tests, stops them with
+# SIGTERM and checks that they exit cleanly.
 set -u
 cd "$(dirname "$0")/../.."
 OB_BIN=${OB_BIN:-$PWD/build/1bit}

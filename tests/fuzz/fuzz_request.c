@@ -11,21 +11,13 @@
  * with the server libraries (jansson); the Makefile leaves it out otherwise. */
 #include "server/request.c"
 
-#include <assert.h>
+#include "fuzz_check.h"
+
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum { N_VOCAB = 1000 }; /* for /detokenize's id check */
-
-/* Aborts (a crash libFuzzer reports) when cond is false. */
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_request: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
 
 static void check_error(const ob_api_error *e) {
     /* a client's mistake is a 4xx; only a failed allocation is the server's */

@@ -20,6 +20,8 @@
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 
+#include "fuzz_check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +29,6 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "fuzz_tokenizer_file: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
 
 /* DIR/bpe.json: the 256 byte tokens in the GPT-2 alphabet, merges "a b" and
  * "Ġ a", a special <s>. DIR/ranks.model: the 256 bytes, then "ab", " a". */
