@@ -54,6 +54,8 @@ endif
 CUDA_SRC   = $(wildcard src/backend/cuda/*.cu)
 CUDA_ARCH ?= -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90
 NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Iinclude -Isrc -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -Werror all-warnings -lineinfo
+# NVCC_DEFS: extra defines, e.g. -DOB_CUDA_TIMELINE (the diagnostic build of timeline.cuh)
+NVCC_DEFS ?=
 ifneq ($(strip $(NVCC))$(strip $(CUDA_SRC)),)
 ifneq ($(strip $(NVCC)),)
 ifneq ($(strip $(CUDA_SRC)),)
@@ -94,7 +96,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) -DOB_HAVE_CUDA -MMD -MP -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) $(NVCC_DEFS) -DOB_HAVE_CUDA -MMD -MP -c $< -o $@
 
 # Unit tests: one cmocka program per tests/unit/test_*.c, linked with the library.
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(LIB)

@@ -202,22 +202,23 @@ static void check_linear(const char *what, tlin *parts, int n_parts, int glu, in
     size_t ny = (size_t)n_out * n_tok;
     float *y = malloc(sizeof(float) * ny), *y_t2 = malloc(sizeof(float) * ny), *y_gemv = malloc(sizeof(float) * ny);
     int32_t *am = malloc(sizeof(int32_t) * n_tok);
-    /* paths: 0 the decode GEMV (ternary: the staged-weight kernel), 1 k_gemm_t2,
-     * 2 cuBLASLt, 3 the register-weight GEMV k_gemv_t2 */
-    int paths = parts[0].t.type == OB_TYPE_T2 ? 4 : 1, t2_ok = 0, gemv_ok = 0;
+    /* paths: 0 the decode GEMV (ternary: the staged-weight kernel, shares for
+     * one block per SM), 1 k_gemm_t2, 2 cuBLASLt, 3 the register-weight GEMV
+     * k_gemv_t2, 4 the staged kernel with shares for two blocks per SM */
+    int paths = parts[0].t.type == OB_TYPE_T2 ? 5 : 1, t2_ok = 0, gemv_ok = 0;
     for (int path_i = 0; path_i < paths; path_i++) {
-        int gemm = path_i == 3 ? 0 : path_i;
+        int gemm = path_i >= 3 ? 0 : path_i;
         memcpy(y, y0, sizeof(float) * ny);
         int want_am = !glu && !epi_add && !gemm;
-        ob_cuda_test_gemv_staged(path_i == 3 ? 0 : n_tok);
+        ob_cuda_test_gemv_staged(path_i == 3 ? 0 : n_tok, path_i == 4 ? 2 : 1);
         ob_status st = ob_cuda_test_linear(lins, n_parts, glu, relu2, norm, 1e-5f, x, n_tok, epi_add, gemm, y,
                                            want_am ? am : NULL);
-        ob_cuda_test_gemv_staged(0);
+        ob_cuda_test_gemv_staged(0, 1);
         if (st) {
             gt_check(0, "%s: %s", what, ob_last_error());
             continue;
         }
-        const char *path = (const char *[]){ "gemv", "gemm", "cublaslt", "gemv-registers" }[path_i];
+        const char *path = (const char *[]){ "gemv", "gemm", "cublaslt", "gemv-registers", "gemv-2bps" }[path_i];
         if (path_i == 0) {
             memcpy(y_gemv, y, sizeof(float) * ny);
             gemv_ok = 1;
@@ -227,9 +228,9 @@ static void check_linear(const char *what, tlin *parts, int n_parts, int glu, in
         } else if (path_i == 2 && t2_ok) {
             int d = count_diff(y, y_t2, ny);
             gt_check(d == 0, "%s [cublaslt] tok=%d: bitwise equal to k_gemm_t2 (%d differ)", what, n_tok, d);
-        } else if (path_i == 3 && gemv_ok) {
+        } else if (path_i >= 3 && gemv_ok) {
             int d = count_diff(y, y_gemv, ny);
-            gt_check(d == 0, "%s [gemv-registers] tok=%d: bitwise equal to the staged GEMV (%d differ)", what, n_tok, d);
+            gt_check(d == 0, "%s [%s] tok=%d: bitwise equal to the staged GEMV (%d differ)", what, path, n_tok, d);
         }
         if (exact) {
             int d = count_diff(y, ref, (size_t)n_out * n_tok);
@@ -479,6 +480,22 @@ static void test_attention_steps(int n_head, int n_kv, int hd, int rope_dim, int
                  n_kv, hd, n_tok, n_split, kv, worst);
         gt_check(memcmp(out, out2, outb) == 0, "decode steps heads=%d/%d tok=%d splits=%d kv %s: two runs bitwise equal",
                  n_head, n_kv, n_tok, n_split, kv);
+        /* the general thread mapping: the same summation orders, so the same
+         * bits as the wide one (head_dim 128) */
+        ob_cuda_test_attn_decode(0, 0);
+        ob_status st = ob_cuda_test_attention_steps(n_head, n_kv, hd, rope_dim, neox, cs, qkv, n_tok, n_split, kv_f32,
+                                                    out2, kc, vc);
+        ob_cuda_test_attn_decode(1, 0);
+        gt_check(!st && memcmp(out, out2, outb) == 0,
+                 "decode steps heads=%d/%d tok=%d splits=%d kv %s: general mapping bitwise equal to the wide one", n_head,
+                 n_kv, n_tok, n_split, kv);
+        /* splits of at least 16 positions (short contexts split too) */
+        ob_cuda_test_attn_decode(1, 16);
+        st = ob_cuda_test_attention_steps(n_head, n_kv, hd, rope_dim, neox, cs, qkv, n_tok, n_split, kv_f32, out2, kc, vc);
+        ob_cuda_test_attn_decode(1, 0);
+        double w16 = st ? 1.0 : worst_rel_err(out2, ro, n_tok, nq);
+        gt_check(w16 <= 1e-5, "decode steps heads=%d/%d tok=%d splits=%d kv %s, 16-position splits: rel err %.2e <= 1e-5",
+                 n_head, n_kv, n_tok, n_split, kv, w16);
     }
     free(qkv), free(cs), free(out), free(out2), free(kc), free(vc), free(rq), free(rk), free(rv), free(ro), free(rkb),
         free(rvb);

@@ -350,7 +350,46 @@ typedef struct cuda_backend {
     int prof_steps;
     unsigned long long *h_stamps; /* persistent step's phase stamps (host copy) */
     double stamp_us[6][3];        /* per phase kind: mean and max block time, wall time */
+
+    /* OB_CUDA_TIMELINE=file in a diagnostic build (timeline.cuh): every
+     * 64th decode graph step (the 33rd, 97th, ...) appends its per-block
+     * records to the file */
+    const char *tl_path;
+    cu_tl_rec *tl_buf, *h_tl;
+    int tl_step;
+    bool tl_on;
 } cuda_backend;
+
+#define TL_CAP 65536 /* records of one step: 2B-4T takes about 27k */
+
+static ob_status tl_before(cuda_backend *b) {
+    if (!b->tl_path) return OB_OK;
+    b->tl_on = b->tl_step++ % 64 == 32;
+    if (b->tl_on) CK(cu_timeline_arm(b->tl_buf, TL_CAP, b->st));
+    return OB_OK;
+}
+
+/* The step's records, after a header record (tag CU_TL_STEP, block = step,
+ * grid = position, smid = count), appended to the file. */
+static ob_status tl_after(cuda_backend *b) {
+    if (!b->tl_on) return OB_OK;
+    unsigned n = 0;
+    CK(cu_timeline_count(&n, b->st));
+    CK(cu_timeline_arm(NULL, 0, b->st));
+    CK(cudaStreamSynchronize(b->st));
+    if (n > TL_CAP) n = TL_CAP;
+    CK(cudaMemcpy(b->h_tl, b->tl_buf, (size_t)n * sizeof(cu_tl_rec), cudaMemcpyDeviceToHost));
+    cu_tl_rec hdr;
+    memset(&hdr, 0, sizeof hdr);
+    hdr.tag = CU_TL_STEP, hdr.block = (unsigned)b->tl_step - 1, hdr.grid = (unsigned)b->h_io[3 * CHUNK_TOKENS + 1];
+    hdr.smid = n;
+    FILE *f = fopen(b->tl_path, "ab");
+    if (!f) return ob_fail(OB_ERR_IO, "cannot open %s", b->tl_path);
+    bool ok = fwrite(&hdr, sizeof hdr, 1, f) == 1 && fwrite(b->h_tl, sizeof(cu_tl_rec), n, f) == n;
+    if (fclose(f) || !ok) return ob_fail(OB_ERR_IO, "cannot write %s", b->tl_path);
+    b->tl_on = false;
+    return OB_OK;
+}
 
 static void prof_mark(cuda_backend *b, int kind) {
     if (!b->prof || b->n_ev >= (int)OB_ARRAY_LEN(b->ev)) return;
@@ -535,8 +574,10 @@ static ob_status graph_step(cuda_backend *b) {
         }
     }
     CK(cudaMemcpyAsync(b->d_step, b->h_io + 3 * CHUNK_TOKENS, 3 * sizeof(int32_t), cudaMemcpyHostToDevice, b->st));
+    ob_status st = tl_before(b);
+    if (st) return st;
     CK(cudaGraphLaunch(b->graph, b->st));
-    return OB_OK;
+    return tl_after(b);
 }
 
 /* Runs the batch; for each token that wants output, writes its logits row
@@ -644,6 +685,7 @@ static void cuda_destroy(ob_backend *base) {
     if (!b) return;
     if (b->graph) cudaGraphExecDestroy(b->graph);
     free(b->h_stamps);
+    free(b->h_tl);
     if (b->prof)
         for (size_t i = 0; i < OB_ARRAY_LEN(b->ev); i++) cudaEventDestroy(b->ev[i]);
     if (b->st) cudaStreamDestroy(b->st);
@@ -862,8 +904,27 @@ static ob_status create_inner(cuda_backend *b, const ob_backend_params *p) {
     b->prompt_tc = !(tc && !strcmp(tc, "0"));
     const char *pdl = getenv("OB_CUDA_PDL");
     cu_set_pdl(!(pdl && !strcmp(pdl, "0")));
-    const char *staged = getenv("OB_CUDA_STAGED"); /* N: GEMVs of up to N tokens staged (default 0: off) */
-    if (staged && *staged) cu_set_gemv_staged(atoi(staged));
+    /* OB_CUDA_STAGED=N: GEMVs of up to N tokens staged (default 0: off);
+     * OB_CUDA_STAGED_BPS=B: their shares sized for B blocks per SM (default 1) */
+    const char *staged = getenv("OB_CUDA_STAGED"), *bps = getenv("OB_CUDA_STAGED_BPS");
+    if (staged && *staged) cu_set_gemv_staged(atoi(staged), bps && *bps ? atoi(bps) : 1);
+    /* OB_CUDA_ATTN_WIDE=0: k_attn_decode's general thread mapping only;
+     * OB_CUDA_ATTN_MINCHUNK=N: at least N positions per decode split */
+    const char *aw = getenv("OB_CUDA_ATTN_WIDE"), *amc = getenv("OB_CUDA_ATTN_MINCHUNK");
+    cu_set_attn_decode(!(aw && !strcmp(aw, "0")), amc && *amc ? atoi(amc) : 0);
+    const char *tl = getenv("OB_CUDA_TIMELINE");
+    if (tl && *tl) {
+        cudaError_t e = cu_timeline_arm(NULL, 0, b->st);
+        if (e == cudaErrorNotSupported) {
+            ob_log(OB_LOG_WARN, "OB_CUDA_TIMELINE: this build has no timeline (make ... NVCC_DEFS=-DOB_CUDA_TIMELINE)");
+        } else {
+            CK(e);
+            if (!(b->tl_buf = (cu_tl_rec *)dev_alloc(&b->mem, TL_CAP * sizeof(cu_tl_rec))))
+                return oom(TL_CAP * sizeof(cu_tl_rec));
+            if (!(b->h_tl = (cu_tl_rec *)malloc(TL_CAP * sizeof(cu_tl_rec)))) return ob_fail(OB_ERR_NOMEM, "out of memory");
+            b->tl_path = tl;
+        }
+    }
     const char *prof = getenv("OB_CUDA_PROFILE");
     if (prof && *prof && strcmp(prof, "0")) {
         for (size_t i = 0; i < OB_ARRAY_LEN(b->ev); i++) CK(cudaEventCreate(&b->ev[i]));
@@ -1028,7 +1089,8 @@ extern "C" ob_status ob_cuda_test_linear(const ob_linear *parts, int n_parts, in
     return st;
 }
 
-extern "C" void ob_cuda_test_gemv_staged(int max_tok) { cu_set_gemv_staged(max_tok); }
+extern "C" void ob_cuda_test_gemv_staged(int max_tok, int blocks_per_sm) { cu_set_gemv_staged(max_tok, blocks_per_sm); }
+extern "C" void ob_cuda_test_attn_decode(int wide, int min_chunk) { cu_set_attn_decode(wide != 0, min_chunk); }
 
 extern "C" ob_status ob_cuda_test_quant(const float *x, int n, int n_tok, const float *norm, float eps, int8_t *q,
                                         float *s, int32_t *qsum) {

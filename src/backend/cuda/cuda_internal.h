@@ -26,6 +26,7 @@
 #define OB_CUDA_INTERNAL_H
 
 #include "backend/cuda/gpu_vendor.h"
+#include "backend/cuda/timeline.h"
 
 #include <stdint.h>
 
@@ -126,7 +127,8 @@ typedef struct cu_attn {
     int n_split;         /* KV splits per (token, kv head) */
     int tile;            /* positions per staged K/V tile (set by cu_attention) */
     int min_chunk;       /* fewest positions per split (set by cu_attention): short
-                            contexts use one split per KV head and skip the merge */
+                            contexts use few splits, one (and no merge) up to min_chunk */
+    int wide;            /* k_attn_decode's thread mapping for head_dim 128 (set by cu_attention) */
     int fuse_rope;       /* single tokens: cu_attention's qr is the raw qkv row (ldqkv
                             apart) and the kernel does RoPE + the KV append itself */
     int ldqkv;
@@ -173,8 +175,17 @@ cudaError_t cu_kernels_init(int max_smem);
 /* Programmatic dependent launch for every kernel (default on; OB_CUDA_PDL=0 turns it off). */
 void cu_set_pdl(bool on);
 /* Ternary GEMVs of at most max_tok tokens use the staged-weight kernel
- * (default 0: never; OB_CUDA_STAGED=N sets it). */
-void cu_set_gemv_staged(int max_tok);
+ * (default 0: never; OB_CUDA_STAGED=N sets it), its block shares sized for
+ * blocks_per_sm blocks on every SM (OB_CUDA_STAGED_BPS, default 1). */
+void cu_set_gemv_staged(int max_tok, int blocks_per_sm);
+/* k_attn_decode: the wide thread mapping for head_dim 128 (default on) and
+ * the fewest positions per split (0: the defaults, AD_MINCHUNK and
+ * AD_MINCHUNK_WIDE). */
+void cu_set_attn_decode(bool wide, int min_chunk);
+/* The diagnostic per-block timeline (timeline.cuh; cudaErrorNotSupported in
+ * builds without it): the kernels append to buf (cap records; NULL: off). */
+cudaError_t cu_timeline_arm(cu_tl_rec *buf, unsigned cap, cudaStream_t st);
+cudaError_t cu_timeline_count(unsigned *n, cudaStream_t st);
 
 /* ---- the persistent decode step (decode_step.cu) ---------------------------
  * One launch runs every layer of a single-token decode step: one block per

@@ -8,6 +8,7 @@
  * float GEMV, attention) differ from the CPU only in summation order. */
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/device_common.cuh"
+#include "backend/cuda/timeline.cuh"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,8 +25,11 @@ void cu_set_pdl(bool on) { cu_pdl = on; }
  * kernel, k_gemv_t2s. Off (0) by default: in the decode graph it measured
  * slower than k_gemv_t2 (docs/PERFORMANCE.md, CUDA v13); OB_CUDA_STAGED=1
  * turns it on, and the GPU tests run both. */
-static int cu_staged_tok = 0;
-void cu_set_gemv_staged(int max_tok) { cu_staged_tok = max_tok; }
+static int cu_staged_tok = 0, cu_staged_bps = 1;
+void cu_set_gemv_staged(int max_tok, int blocks_per_sm) {
+    cu_staged_tok = max_tok;
+    cu_staged_bps = blocks_per_sm > 0 ? blocks_per_sm : 1;
+}
 /* Shared memory one staged block may take: with 227 KB per SM on Hopper, two
  * of them and a neighbour kernel's block fit side by side. */
 #define T2S_MAX_SMEM (96 * 1024)
@@ -70,6 +74,24 @@ static cudaError_t launch_k(void (*k)(KArgs...), dim3 grid, dim3 block, size_t s
     cfg.attrs = attr;
     cfg.numAttrs = cu_pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, k, args...);
+#endif
+}
+
+/* The diagnostic timeline (timeline.cuh): arms the kernels of this file. */
+cudaError_t cu_timeline_arm(cu_tl_rec *buf, unsigned cap, cudaStream_t st) {
+#ifdef OB_CUDA_TIMELINE
+    return cu_tl_arm_here(buf, cap, st);
+#else
+    (void)buf, (void)cap, (void)st;
+    return cudaErrorNotSupported;
+#endif
+}
+cudaError_t cu_timeline_count(unsigned *n, cudaStream_t st) {
+#ifdef OB_CUDA_TIMELINE
+    return cu_tl_count_here(n, st);
+#else
+    (void)n, (void)st;
+    return cudaErrorNotSupported;
 #endif
 }
 
@@ -295,6 +317,7 @@ __host__ __device__ static constexpr int t2_prefetch(int nv) { return nv == 7 ? 
 template <int GPB, int EPI, int NV>
 __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2(cu_linear L, cu_input in, float *y, int ldy,
                                                         unsigned long long *amax) {
+    OB_TL_SCOPE(CU_TL_GEMV_T2 | EPI);
     constexpr int PF = t2_prefetch(NV), SLOTS = PF / GPB; /* SLOTS: chunks per group in registers */
     extern __shared__ __align__(16) unsigned char smem[];
     float *xs = (float *)smem;
@@ -325,6 +348,7 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2(cu_linear L, cu_input in
         OB_PDL_WAIT();
         s = quantize_row(x, L.K, L.ld, in.norm, in.eps, xs, qs, NULL, shf, shi);
     }
+    OB_TL_MARK(0);
     const int prow0 = g0 * CU_GROUP;
     float *yt = y + (size_t)tok * ldy;
     float yold = 0.0f; /* residual, read now so its latency overlaps the dot products */
@@ -343,6 +367,7 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2(cu_linear L, cu_input in
         if (g < ng)
             for (int c = slice + 16 * SLOTS; c < nchunk; c += 16)
                 acc[g] = dot64(OB_LDG(W + ((size_t)(g0 + g) * nchunk + c) * 16 + row), qs + c * CU_CHUNK, acc[g]);
+    OB_TL_MARK(1);
     /* lanes l and l ^ 16 hold the same row (slices 2w, 2w + 1) */
 #pragma unroll
     for (int g = 0; g < GPB; g++) {
@@ -350,6 +375,7 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2(cu_linear L, cu_input in
         if ((tid & 31) < 16) red[g][warp][row] = v;
     }
     __syncthreads();
+    OB_TL_MARK(2);
     if (warp < (GPB + 1) / 2) { /* whole warps: thread tid finishes row tid of the block */
         const int g = min(tid >> 4, GPB - 1); /* GPB 1: lanes 16-31 repeat group 0, store nothing */
         int t = 0, qsum = 0;
@@ -387,6 +413,7 @@ static size_t t2s_smem(const cu_linear &L, int gpb) { return t2s_weight_bytes(L,
 template <int EPI, int NV>
 __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2s(cu_linear L, cu_input in, float *y, int ldy,
                                                          unsigned long long *amax, int gpb) {
+    OB_TL_SCOPE(CU_TL_GEMV_T2S | EPI);
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ int red[T2S_MAXG][WARPS][16];
     __shared__ float shf[WARPS];
@@ -416,9 +443,13 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2s(cu_linear L, cu_input i
     OB_CP_COMMIT();
 #endif
     const float beta = tid < 16 * ng ? OB_LDG(L.beta + g0 * 16 + tid) : 0.0f;
-    OB_PDL_LAUNCH();
     const float *x = in.x + (size_t)tok * in.ldx;
     const float s = quantize_row_fast<NV>(x, L.K, L.ld, in.norm, in.eps, qs, NULL, shf, shi); /* ends in a barrier */
+    /* the successor may start only now that this kernel's own wait has
+     * returned: launched earlier, it would start its successor in turn, and
+     * blocks of several kernels ahead would hold the SMs while they wait */
+    OB_PDL_LAUNCH();
+    OB_TL_MARK(0);
     const int prow0 = g0 * CU_GROUP;
     float *yt = y + (size_t)tok * ldy;
     float yold = 0.0f;
@@ -429,6 +460,7 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_t2s(cu_linear L, cu_input i
     OB_CP_WAIT(0);
     __syncthreads();
 #endif
+    OB_TL_MARK(1);
     int acc[T2S_MAXG];
 #pragma unroll
     for (int g = 0; g < T2S_MAXG; g++) {
@@ -489,6 +521,7 @@ template <> struct wtraits<__nv_bfloat16> {
 template <typename WT, int EPI>
 __global__ void __launch_bounds__(CU_THREADS) k_gemv_f(cu_linear L, cu_input in, float *y, int ldy,
                                                        unsigned long long *amax) {
+    OB_TL_SCOPE(CU_TL_GEMV_F | EPI);
     extern __shared__ __align__(16) unsigned char smem[];
     float *xs = (float *)smem;
     __shared__ float ysm[WARPS * F_RPW];
@@ -540,6 +573,7 @@ __global__ void __launch_bounds__(CU_THREADS) k_gemv_f(cu_linear L, cu_input in,
 
 __global__ void __launch_bounds__(CU_THREADS) k_gemv_i8(cu_linear L, cu_input in, float *y, int ldy,
                                                         unsigned long long *amax) {
+    OB_TL_SCOPE(CU_TL_GEMV_I8);
     extern __shared__ __align__(16) unsigned char smem[];
     float *xs = (float *)smem;
     int8_t *qs = (int8_t *)(smem + xs_bytes(L.K));
@@ -610,7 +644,7 @@ template <int EPI> static cudaError_t gemv_epi(const cu_linear *L, const cu_inpu
     case CU_W_T2: {
         if (n_tok <= cu_staged_tok && L->K % 4 == 0 && L->K <= 7 * 4 * CU_THREADS) {
             /* staged: the groups spread over at most one block per SM */
-            int n_sm = cu_sm_count(), gpb = (n_groups + n_sm - 1) / n_sm;
+            int n_sm = cu_sm_count() * cu_staged_bps, gpb = (n_groups + n_sm - 1) / n_sm;
             size_t sm = t2s_smem(*L, gpb);
             if (gpb <= T2S_MAXG && sm <= T2S_MAX_SMEM) {
                 dim3 g((n_groups + gpb - 1) / gpb, n_tok);
@@ -897,6 +931,7 @@ cudaError_t cu_lt_epilogue(const cu_linear *L, const int32_t *acc, const float *
 /* ---- embedding ------------------------------------------------------------ */
 
 __global__ void k_embed(cu_embed E, const int32_t *tok, float *h, unsigned long long *amax) {
+    OB_TL_SCOPE(CU_TL_EMBED);
     OB_PDL_LAUNCH();
     OB_PDL_WAIT();
     int t = blockIdx.x, id = tok[t];
@@ -1211,11 +1246,22 @@ static bool ad_old(void) {
     return v != 0;
 }
 
+/* k_attn_decode's thread mapping for head_dim 128 (ad_wide, below): on by
+ * default; the GPU tests compare it bitwise with the general mapping. And the
+ * fewest positions per split (0: AD_MINCHUNK or AD_MINCHUNK_WIDE;
+ * OB_CUDA_ATTN_MINCHUNK=N). */
+static bool cu_attn_wide = true;
+static int cu_attn_minchunk = 0;
+void cu_set_attn_decode(bool wide, int min_chunk) {
+    cu_attn_wide = wide;
+    cu_attn_minchunk = min_chunk;
+}
+
 /* ---- split-KV attention, v12 (k_attn_decode) ------------------------------
  * grid (n_split, n_kv, n_tok), AD_THREADS threads. Block (split, kvh, t) takes
  * the G query heads of KV head kvh over its slice of positions [0, pos[t]]:
- * at least A.min_chunk positions, so short contexts run one split per KV head
- * and skip the merge, while long ones spread over n_split blocks per head
+ * at least A.min_chunk positions, so short contexts run few splits per KV
+ * head (one, and no merge, up to min_chunk positions), while long ones spread over n_split blocks per head
  * (the decode graph asks for one block per SM). The slice goes through two
  * shared-memory buffers of A.tile positions filled by 16-byte cp.async: tile
  * i + 1 streams in while tile i is used, and tile i + 2 is issued into tile
@@ -1232,7 +1278,11 @@ static bool ad_old(void) {
  * block by arrival ticket, in a fixed order: results do not depend on timing. */
 #define AD_THREADS 256
 #define AD_WARPS (AD_THREADS / 32)
-#define AD_MINCHUNK 128 /* positions per split at least: one split up to 128 (measured: 64 slower, 256 no better) */
+/* positions per split at least. The general mapping: 128 (v12: 64 measured
+ * slower, 256 no better); the wide one, whose work shrinks with the slice:
+ * 32 (v14: 957 vs 907-923 tok/s at context 64 over 128, equal at 4096) */
+#define AD_MINCHUNK 128
+#define AD_MINCHUNK_WIDE 32
 
 /* 8 elements of a staged row as floats (16 bytes of f16, 32 of f32). */
 __device__ static inline void kv_load8(const __half *p, float *o) { kvt<__half>::load(p, o); }
@@ -1240,6 +1290,10 @@ __device__ static inline void kv_load8(const float *p, float *o) {
     kvt<float>::load(p, o);
     kvt<float>::load(p + 4, o + 4);
 }
+
+/* 2 consecutive elements as floats (d even). */
+__device__ static inline float2 kv_load2(const __half *p) { return __half22float2(*(const __half2 *)p); }
+__device__ static inline float2 kv_load2(const float *p) { return *(const float2 *)p; }
 
 /* K tile row stride (elements): the row's 16-byte units plus a pad that makes
  * it congruent to tpr (the threads reading one row at a time) mod 8, so
@@ -1252,6 +1306,7 @@ static __host__ __device__ inline int ad_kld(int hd, int es, int tpr) {
 template <typename KV, int G>
 __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const float *qr, const int32_t *pos,
                                                             const int32_t *seq, float *out) {
+    OB_TL_SCOPE(CU_TL_ATTN_DECODE);
     extern __shared__ float4 ad_smem[];
     __shared__ float m_run[G], l_run[G], alpha[G];
     __shared__ float wsh[G][AT_MAXSPLIT], den[G];
@@ -1277,7 +1332,14 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
      * vnew [hd] the new row (when it falls in a tile staged after the wait);
      * then two buffers of a K tile [T][kld] and a V tile [T][hd] (tile i in
      * buffer i % 2), reused at the end for the merge */
-    float *qs = (float *)ad_smem, *ssh = qs + G * hd;
+    /* qw [G][2][68]: q again for the wide mapping (below), each half row
+     * padded so that the 8 (head, half) rows a warp reads sit in distinct banks */
+    const bool wide = A.wide && A.hd == 128;
+    float *qw = (float *)ad_smem, *qs = qw + G * 136, *ssh = qs + G * hd;
+    auto put_q = [&](int i, float v) {
+        qs[i] = v;
+        if (wide) qw[(i >> 7) * 136 + ((i >> 6) & 1) * 68 + (i & 63)] = v;
+    };
     KV *knew = (KV *)(ssh + G * T), *vnew = knew + hd;
     KV *kbuf = vnew + hd;
     const size_t buf = (size_t)T * (kld + hd); /* elements per buffer */
@@ -1306,7 +1368,7 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
         const int p = n_pos - 1;
         for (int i = tid; i < G * hd; i += AD_THREADS) {
             const int h = i / hd;
-            qs[i] = rope_dim_value(q + (size_t)(kvh * G + h) * hd, i - h * hd, p, A);
+            put_q(i, rope_dim_value(q + (size_t)(kvh * G + h) * hd, i - h * hd, p, A));
         }
         if (split == n_used - 1) { /* this slice holds the new position */
             KV *kc = (KV *)A.k + (size_t)sq * A.seq_stride + (size_t)p * nk + (size_t)kvh * hd;
@@ -1323,8 +1385,9 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
             }
         }
     } else {
-        for (int i = tid; i < G * hd; i += AD_THREADS) qs[i] = qr[(size_t)t * A.n_head * hd + (size_t)kvh * G * hd + i];
+        for (int i = tid; i < G * hd; i += AD_THREADS) put_q(i, qr[(size_t)t * A.n_head * hd + (size_t)kvh * G * hd + i]);
     }
+    OB_TL_MARK(0);
     if (tid < G) {
         m_run[tid] = -INFINITY;
         l_run[tid] = 0.0f;
@@ -1333,7 +1396,16 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
     /* scores: threads 2r and 2r + 1 take the two halves of row r, each a
      * sequential chain over its dims; V: thread (d, hg) keeps dim d of heads
      * hg, hg + nhg, ... and adds the tile's rows in order. These are
-     * k_attention's orders, so over the same tiles both give the same bits. */
+     * k_attention's orders, so over the same tiles both give the same bits.
+     *
+     * Wide mapping (A.wide: head_dim 128): the same chains, bitwise the same
+     * results, spread so that a thread's work shrinks with the tile. Scores:
+     * thread (row slot rs, head hq, half hf) reads its half of q from qw and
+     * runs the chains of rows rs, rs + RS, ... (two at a time); V: thread
+     * i keeps dims 2 (i % 64) and 2 (i % 64) + 1 of head i / 64 (VP pairs per
+     * thread). The general mapping gives every thread a row's four heads (the
+     * scores) and every row of the tile (V) however few positions it holds,
+     * which is what made a short context one block's long chain. */
     const float scale = 1.0f / sqrtf((float)hd);
     const int row = tid >> 1, hf = tid & 1, hh = hd / 2;
     const int nhg = AD_THREADS / hd, d = tid % hd, hg = tid / hd;
@@ -1342,6 +1414,12 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
     float acc[G];
 #pragma unroll
     for (int h = 0; h < G; h++) acc[h] = 0.0f;
+    constexpr int RS = AD_THREADS / (2 * G), VP = (G * 64 + AD_THREADS - 1) / AD_THREADS;
+    const int hq = (tid >> 1) % G, rs = (tid >> 1) / G;
+    const float *qh = qw + hq * 136 + hf * 68;
+    float2 acc2[VP];
+#pragma unroll
+    for (int k = 0; k < VP; k++) acc2[k] = make_float2(0.0f, 0.0f);
 
     for (int ti = 0; ti < n_tiles; ti++) {
         const int tile0 = p0 + ti * T, nt = min(T, p1 - tile0);
@@ -1349,36 +1427,67 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
         if (ti + 1 < n_tiles) OB_CP_WAIT(1); /* tile ti landed, ti + 1 may be in flight */
         else OB_CP_WAIT(0);
         __syncthreads();
+        if (ti == 0) OB_TL_MARK(1);
 
-        float part[G];
+        if (wide) {
+            for (int r0 = 0; r0 < nt; r0 += 2 * RS) { /* uniform trip count: the shuffles need every lane */
+                const int ra = r0 + rs, rb = r0 + RS + rs;
+                const bool va = rs < RS && ra < nt, vb = rs < RS && rb < nt;
+                const KV *ka = kt + (size_t)(va ? ra : 0) * kld + hf * 64, *kb2 = kt + (size_t)(vb ? rb : 0) * kld + hf * 64;
+                float pa = 0.0f, pb2 = 0.0f;
+                /* a rolled loop: the same instructions eight times, not 64
+                 * dims of straight-line code (measured: unrolled with q in
+                 * registers, the score phase took twice as long) */
+#pragma unroll 1
+                for (int c = 0; c < 64; c += 8) {
+                    float xa[8], xb[8];
+                    const float4 q0 = *(const float4 *)(qh + c), q1 = *(const float4 *)(qh + c + 4);
+                    const float qv[8] = { q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w };
+                    kv_load8(ka + c, xa);
+                    kv_load8(kb2 + c, xb);
 #pragma unroll
-        for (int h = 0; h < G; h++) part[h] = 0.0f;
-        if (row < nt) {
-            const KV *kp = kt + (size_t)row * kld + hf * hh;
-            const float *qp = qs + hf * hh;
-            if (hh % 8 == 0) {
-                for (int c = 0; c < hh; c += 8) {
-                    float kv[8];
-                    kv_load8(kp + c, kv);
-#pragma unroll
-                    for (int e = 0; e < 8; e++)
-#pragma unroll
-                        for (int h = 0; h < G; h++) part[h] += qp[h * hd + c + e] * kv[e];
+                    for (int e = 0; e < 8; e++) {
+                        pa += qv[e] * xa[e];
+                        pb2 += qv[e] * xb[e];
+                    }
                 }
-            } else {
-                for (int c = 0; c < hh; c++) {
-                    const float kv = kvt<KV>::get(kp + c);
+                pa += OB_SHFL_XOR(pa, 1);
+                pb2 += OB_SHFL_XOR(pb2, 1);
+                if (hf == 0 && va) ssh[hq * T + ra] = pa * scale;
+                if (hf == 0 && vb) ssh[hq * T + rb] = pb2 * scale;
+            }
+        } else {
+            float part[G];
 #pragma unroll
-                    for (int h = 0; h < G; h++) part[h] += qp[h * hd + c] * kv;
+            for (int h = 0; h < G; h++) part[h] = 0.0f;
+            if (row < nt) {
+                const KV *kp = kt + (size_t)row * kld + hf * hh;
+                const float *qp = qs + hf * hh;
+                if (hh % 8 == 0) {
+                    for (int c = 0; c < hh; c += 8) {
+                        float kv[8];
+                        kv_load8(kp + c, kv);
+#pragma unroll
+                        for (int e = 0; e < 8; e++)
+#pragma unroll
+                            for (int h = 0; h < G; h++) part[h] += qp[h * hd + c + e] * kv[e];
+                    }
+                } else {
+                    for (int c = 0; c < hh; c++) {
+                        const float kv = kvt<KV>::get(kp + c);
+#pragma unroll
+                        for (int h = 0; h < G; h++) part[h] += qp[h * hd + c] * kv;
+                    }
                 }
             }
+#pragma unroll
+            for (int h = 0; h < G; h++) part[h] += OB_SHFL_XOR(part[h], 1);
+            if (hf == 0 && row < nt)
+#pragma unroll
+                for (int h = 0; h < G; h++) ssh[h * T + row] = part[h] * scale;
         }
-#pragma unroll
-        for (int h = 0; h < G; h++) part[h] += OB_SHFL_XOR(part[h], 1);
-        if (hf == 0 && row < nt)
-#pragma unroll
-            for (int h = 0; h < G; h++) ssh[h * T + row] = part[h] * scale;
         __syncthreads();
+        if (ti == 0) OB_TL_MARK(2);
 
         if (warp < G) { /* online softmax: warp h takes head h */
             const int h = warp;
@@ -1400,20 +1509,47 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
             }
         }
         __syncthreads();
+        if (ti == 0) OB_TL_MARK(3);
 
+        if (wide) {
 #pragma unroll
-        for (int h = 0; h < G; h++) acc[h] *= alpha[h];
-        if (own) {
-            const KV *vp = vt + d;
+            for (int k = 0; k < VP; k++) {
+                const int pi = tid + k * AD_THREADS, h = pi >> 6;
+                if (pi < G * 64) {
+                    const float a = alpha[h];
+                    acc2[k].x *= a;
+                    acc2[k].y *= a;
+                }
+            }
 #pragma unroll 4
             for (int j = 0; j < nt; j++) {
-                const float v = kvt<KV>::get(vp + (size_t)j * hd);
 #pragma unroll
-                for (int h = 0; h < G; h++)
-                    if (own >> h & 1) acc[h] += ssh[h * T + j] * v;
+                for (int k = 0; k < VP; k++) {
+                    const int pi = tid + k * AD_THREADS, h = pi >> 6, dd = (pi & 63) * 2;
+                    if (pi < G * 64) {
+                        const float2 v = kv_load2(vt + (size_t)j * hd + dd);
+                        const float w = ssh[h * T + j];
+                        acc2[k].x += w * v.x;
+                        acc2[k].y += w * v.y;
+                    }
+                }
+            }
+        } else {
+#pragma unroll
+            for (int h = 0; h < G; h++) acc[h] *= alpha[h];
+            if (own) {
+                const KV *vp = vt + d;
+#pragma unroll 4
+                for (int j = 0; j < nt; j++) {
+                    const float v = kvt<KV>::get(vp + (size_t)j * hd);
+#pragma unroll
+                    for (int h = 0; h < G; h++)
+                        if (own >> h & 1) acc[h] += ssh[h * T + j] * v;
+                }
             }
         }
         __syncthreads(); /* this buffer and ssh are rewritten next */
+        if (ti == 0) OB_TL_MARK(4);
         if (ti + 2 < n_tiles) {
             stage(ti + 2);
             const int jn = n_pos - 1 - (tile0 + 2 * T); /* the new row, in knew/vnew since the first barrier */
@@ -1426,29 +1562,44 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
             }
         }
     }
-
+    OB_TL_MARK(5);
+    /* one split: the output; else this split's partial, [G][hd] o, then
+     * m[G], l[G] (layout of k_attention's) */
     const int GH = G * hd;
     float *obase = out + (size_t)t * A.n_head * hd + (size_t)kvh * GH;
-    if (n_used == 1) {
-#pragma unroll
-        for (int h = 0; h < G; h++)
-            if (own >> h & 1) obase[h * hd + d] = acc[h] / l_run[h];
-        return;
-    }
-
-    /* partial: [G][hd] o, then m[G], l[G] (layout of k_attention's) */
     const int pstride = (G * (hd + 2) + 3) & ~3;
     float *pb = A.part + ((size_t)t * A.n_kv + kvh) * A.n_split * pstride;
     float *mine = pb + (size_t)split * pstride;
+    if (wide) {
 #pragma unroll
-    for (int h = 0; h < G; h++)
-        if (own >> h & 1) mine[h * hd + d] = acc[h];
+        for (int k = 0; k < VP; k++) {
+            const int pi = tid + k * AD_THREADS, h = pi >> 6, o = h * hd + (pi & 63) * 2;
+            if (pi < G * 64) {
+                if (n_used == 1) {
+                    obase[o] = acc2[k].x / l_run[h];
+                    obase[o + 1] = acc2[k].y / l_run[h];
+                } else {
+                    mine[o] = acc2[k].x;
+                    mine[o + 1] = acc2[k].y;
+                }
+            }
+        }
+    } else {
+#pragma unroll
+        for (int h = 0; h < G; h++)
+            if (own >> h & 1) {
+                if (n_used == 1) obase[h * hd + d] = acc[h] / l_run[h];
+                else mine[h * hd + d] = acc[h];
+            }
+    }
+    if (n_used == 1) return;
     if (tid < G) {
         mine[GH + tid] = m_run[tid];
         mine[GH + G + tid] = l_run[tid];
     }
     unsigned *cnt = A.count + (size_t)t * A.n_kv + kvh;
     if (!arrive_last(cnt, (unsigned)n_used, &ticket)) return;
+    OB_TL_MARK(6);
     /* last block: weights exp(m_s - M) / sum_s l_s exp(m_s - M), warp per head
      * and lane per split; then warp w sums splits w, w + AD_WARPS, ... and the
      * warps' sums meet in red (free again: the barrier above follows its reads) */
@@ -1468,6 +1619,7 @@ __global__ void __launch_bounds__(AD_THREADS) k_attn_decode(cu_attn A, const flo
     for (int i4 = lane; i4 < GH / 4; i4 += 32) {
         const int h = i4 * 4 / hd;
         float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4 /* the loads of several splits in flight at once (measured: 5.5 us merges at 26 splits) */
         for (int sp = warp; sp < n_used; sp += AD_WARPS) {
             const float4 v = OB_LDCG((const float4 *)(pb + (size_t)sp * pstride) + i4);
             const float w = wsh[h][sp];
@@ -1511,11 +1663,12 @@ static cudaError_t attn_decode(const cu_attn *A, int G, int n_tok, cudaStream_t 
     auto tiles = [&](int T) { return (size_t)T * (ad_kld(hd, es, 2) + hd) * es; };
     At.tile = 128;
     while (At.tile > 32 && 2 * tiles(At.tile) > 72 * 1024) At.tile /= 2;
-    At.min_chunk = AD_MINCHUNK;
+    At.wide = cu_attn_wide;
+    At.min_chunk = cu_attn_minchunk > 0 ? cu_attn_minchunk : At.wide && hd == 128 ? AD_MINCHUNK_WIDE : AD_MINCHUNK;
     size_t merge = (size_t)AD_WARPS * G * hd * 4; /* the last block's per-warp sums */
     size_t big = 2 * tiles(At.tile);
     if (merge > big) big = merge;
-    size_t smem = (size_t)G * hd * 4 + (size_t)G * At.tile * 4 + 2 * (size_t)hd * es + big;
+    size_t smem = (size_t)G * 136 * 4 + (size_t)G * hd * 4 + (size_t)G * At.tile * 4 + 2 * (size_t)hd * es + big;
     dim3 grid(A->n_split, A->n_kv, n_tok);
     if (A->kv_f32) return attn_decode_kv<float>(&At, G, grid, smem, st, qr, pos, seq, out);
     return attn_decode_kv<__half>(&At, G, grid, smem, st, qr, pos, seq, out);

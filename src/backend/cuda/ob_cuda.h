@@ -39,8 +39,13 @@ int ob_cuda_lt_prefill(const ob_backend *b);
 ob_status ob_cuda_test_linear(const ob_linear *parts, int n_parts, int glu, int relu2, const float *norm, float eps,
                               const float *x, int n_tok, int epi_add, int use_gemm, float *y, int32_t *argmax);
 /* Ternary decode GEMVs of at most max_tok tokens take the staged-weight
- * kernel (k_gemv_t2s; default 0), others the register-weight one. */
-void ob_cuda_test_gemv_staged(int max_tok);
+ * kernel (k_gemv_t2s; default 0), others the register-weight one; its block
+ * shares are sized for blocks_per_sm blocks on every SM (default 1). */
+void ob_cuda_test_gemv_staged(int max_tok, int blocks_per_sm);
+/* The decode attention's thread mapping for head_dim 128 (wide: default 1;
+ * 0: the general one, bitwise the same results) and its fewest positions per
+ * split (0: the default). */
+void ob_cuda_test_attn_decode(int wide, int min_chunk);
 /* RMSNorm (norm may be NULL) + int8 quantization of n_tok rows of n. */
 ob_status ob_cuda_test_quant(const float *x, int n, int n_tok, const float *norm, float eps, int8_t *q, float *s,
                              int32_t *qsum);
